@@ -1,0 +1,31 @@
+# The two commands a new user types: `make run` and `make test`.
+# Both create .venv and install the project into it on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench clean
+
+$(STAMP): setup.py setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/stf launch $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check stf_msgs stf_nodes tests bench scripts
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check stf_msgs stf_nodes tests bench scripts
+	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench scripts
+
+bench: $(STAMP)
+	$(BIN)/python bench/graph_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,25 @@
+"""Installs stf_digital_twin: the `stf` CLI, every node executable and the ROS 2 share files."""
+
+from __future__ import annotations
+
+from glob import glob
+
+from setuptools import setup
+
+PACKAGE = 'stf_digital_twin'
+
+NODE_SCRIPTS = [
+    # Filled as nodes land: 'hbw_node = stf_nodes.hbw_node:main', ...
+]
+
+setup(
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.xml')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+    ],
+    entry_points={
+        'console_scripts': ['stf = stf_nodes.cli.main:main', *NODE_SCRIPTS],
+    },
+)
