@@ -1,0 +1,472 @@
+"""Typed ROS 2 interfaces: one type store, generated message classes, CDR and RIHS01.
+
+The `.msg`/`.srv` files under `stf_msgs/` (and the standard service definitions under
+`stf_nodes/std_interfaces/`) are the only definitions. They are parsed by `rosbags`, whose
+type store also holds the standard ROS 2 (Kilted) messages and whose generated CDR code matches
+rclpy byte for byte. On top of it this module adds what rosbags leaves out:
+
+- Message classes with defaults, so `MotorState()` or `MotorState(current_a=1.2)` work as in
+  rclpy. They are slotted dataclasses carrying `__msgtype__`; constants are class attributes.
+  The classes replace rosbags' own in the type store, so deserialization yields them too.
+  Primitive sequences are numpy arrays (as in rosbags); plain lists are accepted on serialize.
+- Service types `pkg/srv/Name` with `Request`, `Response` and RIHS01 hashes computed as
+  rosidl does (REP-2011): a type with `request_message`, `response_message` and
+  `event_message` (`Name_Event`: `service_msgs/ServiceEventInfo info`, `Name_Request[<=1]`,
+  `Name_Response[<=1]`).
+- `.msg` `char` is `uint8` in ROS 2 (rosbags keeps a separate char type), which changes the
+  hash of e.g. `service_msgs/msg/ServiceEventInfo`; the store is normalised accordingly.
+- Conversion from plain data (YAML/JSON) with errors that name the field and expected type,
+  and back to plain data for `--json` output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.resources
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rosbags.serde import SerdeError
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.base import Nodetype
+
+__all__ = [
+    'InterfaceError',
+    'SerdeError',
+    'ServiceType',
+    'dds_type_name',
+    'deserialize',
+    'from_data',
+    'get_message_class',
+    'get_service',
+    'interface_definition',
+    'list_interfaces',
+    'message_definition_text',
+    'serialize',
+    'to_data',
+    'type_hash',
+]
+
+PROJECT_PACKAGE = 'stf_msgs'
+_STD_INTERFACES_DIR = Path(__file__).with_name('std_interfaces')
+
+_NUMPY_DTYPES = {
+    'bool': np.bool_,
+    'byte': np.uint8,
+    'char': np.uint8,
+    'int8': np.int8,
+    'uint8': np.uint8,
+    'int16': np.int16,
+    'uint16': np.uint16,
+    'int32': np.int32,
+    'uint32': np.uint32,
+    'int64': np.int64,
+    'uint64': np.uint64,
+    'float32': np.float32,
+    'float64': np.float64,
+}
+_INT_RANGES = {
+    'int8': (-(2**7), 2**7 - 1),
+    'uint8': (0, 2**8 - 1),
+    'byte': (0, 2**8 - 1),
+    'char': (0, 2**8 - 1),
+    'int16': (-(2**15), 2**15 - 1),
+    'uint16': (0, 2**16 - 1),
+    'int32': (-(2**31), 2**31 - 1),
+    'uint32': (0, 2**32 - 1),
+    'int64': (-(2**63), 2**63 - 1),
+    'uint64': (0, 2**64 - 1),
+}
+
+
+class InterfaceError(ValueError):
+    """An unknown interface name, or data that does not fit an interface."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceType:
+    """A service interface: its name, request and response classes."""
+
+    name: str
+    Request: type
+    Response: type
+
+    @property
+    def type_hash(self) -> str:
+        return type_hash(self.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The type store
+
+
+def _interface_files() -> Iterator[tuple[str, str]]:
+    """Yield (`pkg/kind/Name`, text) for every project and bundled standard interface file."""
+    root = importlib.resources.files(PROJECT_PACKAGE)
+    for kind in ('msg', 'srv'):
+        for entry in sorted(root.joinpath(kind).iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(f'.{kind}'):
+                yield f'{PROJECT_PACKAGE}/{kind}/{entry.name[: -len(kind) - 1]}', entry.read_text()
+    for path in sorted(_STD_INTERFACES_DIR.glob('*/srv/*.srv')):
+        yield f'{path.parents[1].name}/srv/{path.stem}', path.read_text()
+
+
+def _split_srv(text: str) -> tuple[str, str]:
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if line.strip() == '---':
+            return ''.join(lines[:index]), ''.join(lines[index + 1 :])
+    raise InterfaceError('service definition has no --- separator')
+
+
+def _parse_srv_part(text: str, name: str) -> tuple[list[Any], list[Any]]:
+    """Parse one half of a .srv file as a message named `pkg/srv/Name_Request` (or _Response)."""
+    pkg, _, short = name.split('/')
+    parsed = get_types_from_msg(text, f'{pkg}/msg/{short}')
+    consts, fields = parsed[f'{pkg}/msg/{short}']
+    return consts, fields
+
+
+def _service_typedefs(name: str, text: str) -> dict[str, tuple[list[Any], list[Any]]]:
+    request_text, response_text = _split_srv(text)
+    request, response, event = f'{name}_Request', f'{name}_Response', f'{name}_Event'
+    return {
+        request: _parse_srv_part(request_text, request),
+        response: _parse_srv_part(response_text, response),
+        event: (
+            [],
+            [
+                ('info', (Nodetype.NAME, 'service_msgs/msg/ServiceEventInfo')),
+                ('request', (Nodetype.SEQUENCE, ((Nodetype.NAME, request), 1))),
+                ('response', (Nodetype.SEQUENCE, ((Nodetype.NAME, response), 1))),
+            ],
+        ),
+        name: (
+            [],
+            [
+                ('request_message', (Nodetype.NAME, request)),
+                ('response_message', (Nodetype.NAME, response)),
+                ('event_message', (Nodetype.NAME, event)),
+            ],
+        ),
+    }
+
+
+def _char_as_uint8(desc: Any) -> Any:
+    kind, rest = desc
+    if kind == Nodetype.BASE and rest[0] == 'char':
+        return (kind, ('uint8', rest[1]))
+    if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
+        return (kind, (_char_as_uint8(rest[0]), rest[1]))
+    return desc
+
+
+@cache
+def _store() -> Any:
+    store = get_typestore(Stores.ROS2_KILTED)
+    typedefs: dict[str, tuple[list[Any], list[Any]]] = {}
+    service_names = []
+    for name, text in _interface_files():
+        if '/srv/' in name:
+            typedefs.update(_service_typedefs(name, text))
+            service_names.append(name)
+        else:
+            typedefs.update(get_types_from_msg(text, name))
+    store.register(typedefs)
+    for name, (consts, fields) in list(store.fielddefs.items()):
+        store.fielddefs[name] = (consts, [(f, _char_as_uint8(d)) for f, d in fields])
+    store.stf_services = frozenset(service_names)
+    return store
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+def _normalize_name(name: str, kind: str = 'msg') -> str:
+    """Accept `pkg/msg/Name`, `pkg/Name` and `pkg.msg.Name`; return `pkg/<kind>/Name`."""
+    parts = name.strip().replace('.', '/').split('/')
+    if len(parts) == 2:
+        parts = [parts[0], kind, parts[1]]
+    if len(parts) != 3 or not all(parts):
+        raise InterfaceError(f'malformed interface name {name!r}: expected pkg/{kind}/Name')
+    return '/'.join(parts)
+
+
+def _unknown(name: str, candidates: list[str]) -> InterfaceError:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    if not close:
+        short = name.rsplit('/', 1)[-1].lower()
+        close = [c for c in candidates if c.rsplit('/', 1)[-1].lower() == short][:3]
+    hint = f'; did you mean {", ".join(close)}?' if close else ''
+    return InterfaceError(f'unknown interface {name!r}{hint}')
+
+
+def list_interfaces() -> list[str]:
+    """All message and service names known to the store (not the service-internal parts)."""
+    store = _store()
+    names = []
+    for name in store.fielddefs:
+        if '/srv/' in name:
+            if name in store.stf_services:
+                names.append(name)
+        elif not name.endswith(('_Request', '_Response', '_Event')):
+            names.append(name)
+    return sorted(names)
+
+
+def dds_type_name(name: str) -> str:
+    """`pkg/msg/Name` → `pkg::msg::dds_::Name_` as DDS and rmw_zenoh spell it."""
+    pkg, kind, short = _normalize_name(name).split('/')
+    return f'{pkg}::{kind}::dds_::{short}_'
+
+
+@cache
+def type_hash(name: str) -> str:
+    """The RIHS01 hash of a message or service type."""
+    full = _resolve(name)
+    return _store().hash_rihs01(full)
+
+
+def _resolve(name: str) -> str:
+    store = _store()
+    full = _normalize_name(name)
+    if full in store.fielddefs:
+        return full
+    as_srv = _normalize_name(name, 'srv')
+    if as_srv in store.fielddefs:
+        return as_srv
+    raise _unknown(full, list_interfaces())
+
+
+# ---------------------------------------------------------------------------------------------
+# Classes
+
+
+def _default_factory(desc: Any) -> Any:
+    kind, rest = desc
+    if kind == Nodetype.BASE:
+        base = rest[0]
+        value: Any = (
+            ''
+            if base == 'string'
+            else False
+            if base == 'bool'
+            else (0.0 if base.startswith('float') else 0)
+        )
+        return lambda: value
+    if kind == Nodetype.NAME:
+        return lambda: get_message_class(rest)()
+    sub, length = rest
+    if sub[0] == Nodetype.BASE and sub[1][0] != 'string':
+        dtype = _NUMPY_DTYPES[sub[1][0]]
+        size = length if kind == Nodetype.ARRAY else 0
+        return lambda: np.zeros(size, dtype=dtype)
+    if kind == Nodetype.ARRAY:
+        element = _default_factory(sub)
+        return lambda: [element() for _ in range(length)]
+    return list
+
+
+def _message_eq(self: Any, other: object) -> bool:
+    if type(other) is not type(self):
+        return NotImplemented
+    return to_data(self) == to_data(other)
+
+
+@cache
+def get_message_class(name: str) -> type:
+    """The generated class of a message type (`pkg/msg/Name` or `pkg/Name`)."""
+    store = _store()
+    full = _normalize_name(name)
+    if full not in store.fielddefs:
+        full = _resolve(name)
+    consts, fields = store.fielddefs[full]
+    namespace: dict[str, Any] = {
+        '__msgtype__': full,
+        '__eq__': _message_eq,
+        '__hash__': None,
+    }
+    for const_name, _, value in consts:
+        namespace[const_name] = value
+    cls = dataclasses.make_dataclass(
+        full.rsplit('/', 1)[-1],
+        [
+            (field, Any, dataclasses.field(default_factory=_default_factory(desc)))
+            for field, desc in fields
+        ],
+        namespace=namespace,
+        slots=True,
+        eq=False,
+    )
+    cls.__module__ = f'{full.split("/")[0]}.{full.split("/")[1]}'
+    store.types[full] = cls
+    # Nested classes must be ours before rosbags builds (and caches) the codec of this type.
+    for _, desc in fields:
+        kind, rest = desc
+        nested = rest if kind == Nodetype.NAME else rest[0][1] if kind != Nodetype.BASE else None
+        if isinstance(nested, str):
+            get_message_class(nested)
+    return cls
+
+
+@cache
+def get_service(name: str) -> ServiceType:
+    """The service type `pkg/srv/Name` with its Request and Response classes."""
+    store = _store()
+    full = _normalize_name(name, 'srv')
+    if full not in store.stf_services:
+        raise _unknown(full, [n for n in list_interfaces() if '/srv/' in n])
+    return ServiceType(
+        name=full,
+        Request=get_message_class(f'{full}_Request'),
+        Response=get_message_class(f'{full}_Response'),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CDR
+
+
+def serialize(message: Any) -> bytes:
+    """CDR (little endian, with the 4-byte encapsulation header) of a generated message."""
+    store = _store()
+    try:
+        return bytes(store.serialize_cdr(message, message.__msgtype__))
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        # Plain lists in primitive-sequence fields, or wrong types: normalise through the
+        # validating converter, which names the offending field, then encode.
+        return bytes(
+            store.serialize_cdr(
+                from_data(message.__msgtype__, to_data(message)), message.__msgtype__
+            )
+        )
+
+
+def deserialize(data: bytes | memoryview, name: str) -> Any:
+    """Decode CDR bytes (with encapsulation header) into a message; raises SerdeError."""
+    store = _store()
+    full = _normalize_name(name)
+    get_message_class(full)
+    return store.deserialize_cdr(data, full)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain data (YAML / JSON)
+
+
+def to_data(message: Any) -> Any:
+    """A message as plain Python data (dicts, lists, numbers, strings), field order kept."""
+    if hasattr(message, '__msgtype__'):
+        return {f.name: to_data(getattr(message, f.name)) for f in dataclasses.fields(message)}
+    if isinstance(message, np.ndarray):
+        return message.tolist()
+    if isinstance(message, list):
+        return [to_data(item) for item in message]
+    if isinstance(message, np.generic):
+        return message.item()
+    return message
+
+
+def _convert(desc: Any, value: Any, path: str) -> Any:
+    kind, rest = desc
+    if kind == Nodetype.NAME:
+        return from_data(rest, value, path=path)
+    if kind == Nodetype.BASE:
+        return _convert_base(rest[0], rest[1], value, path)
+    sub, length = rest
+    if isinstance(value, (str, bytes)) and not (
+        sub[0] == Nodetype.BASE
+        and sub[1][0] in ('uint8', 'byte', 'char')
+        and isinstance(value, bytes)
+    ):
+        raise InterfaceError(f'{path}: expected a list, got {type(value).__name__}')
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, bytes):
+        value = list(value)
+    if not isinstance(value, (list, tuple)):
+        raise InterfaceError(f'{path}: expected a list, got {type(value).__name__}')
+    if kind == Nodetype.ARRAY and len(value) != length:
+        raise InterfaceError(f'{path}: expected exactly {length} elements, got {len(value)}')
+    if kind == Nodetype.SEQUENCE and length and len(value) > length:
+        raise InterfaceError(f'{path}: expected at most {length} elements, got {len(value)}')
+    items = [_convert(sub, item, f'{path}[{i}]') for i, item in enumerate(value)]
+    if sub[0] == Nodetype.BASE and sub[1][0] != 'string':
+        return np.array(items, dtype=_NUMPY_DTYPES[sub[1][0]])
+    return items
+
+
+def _convert_base(base: str, bound: int, value: Any, path: str) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if base == 'string':
+        if not isinstance(value, str):
+            raise InterfaceError(f'{path}: expected string, got {type(value).__name__}')
+        if bound and len(value) > bound:
+            raise InterfaceError(f'{path}: string longer than its bound {bound}')
+        return value
+    if base == 'bool':
+        if not isinstance(value, bool):
+            raise InterfaceError(f'{path}: expected bool, got {type(value).__name__}')
+        return value
+    if base.startswith('float'):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InterfaceError(f'{path}: expected {base}, got {type(value).__name__}')
+        return float(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InterfaceError(f'{path}: expected {base}, got {type(value).__name__}')
+    low, high = _INT_RANGES[base]
+    if not low <= value <= high:
+        raise InterfaceError(f'{path}: {value} out of range for {base} [{low}, {high}]')
+    return value
+
+
+def from_data(name: str, data: Any, *, path: str = '') -> Any:
+    """Build a message from plain data; missing fields keep their defaults.
+
+    Raises InterfaceError naming the field path and the expected type on any mismatch.
+    """
+    cls = get_message_class(name)
+    full = cls.__msgtype__
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InterfaceError(
+            f'{path or full}: expected a mapping of fields, got {type(data).__name__}'
+        )
+    _, fields = _store().fielddefs[full]
+    descs = dict(fields)
+    unknown = [key for key in data if key not in descs]
+    if unknown:
+        raise InterfaceError(
+            f'{path or full}: unknown field {unknown[0]!r}; fields are {", ".join(descs)}'
+        )
+    values = {
+        key: _convert(descs[key], value, f'{path}.{key}' if path else key)
+        for key, value in data.items()
+    }
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------------------------
+# Definitions text
+
+
+def interface_definition(name: str) -> str:
+    """The definition text of a message or service as its file holds it."""
+    for file_name, text in _interface_files():
+        if file_name == _normalize_name(name) or file_name == _normalize_name(name, 'srv'):
+            return text
+    full = _resolve(name)
+    return _store().generate_msgdef(full, ros_version=2)[0].split('=' * 80)[0]
+
+
+def message_definition_text(name: str) -> str:
+    """The concatenated definition (`ros2msg` schema text) used by rosbag2 MCAP and Foxglove."""
+    full = _resolve(name)
+    return _store().generate_msgdef(full, ros_version=2)[0]
