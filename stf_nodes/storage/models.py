@@ -1,0 +1,153 @@
+"""Declarative schema shared by everything the twin stores (one ``Base.metadata``).
+
+Tables of the command scheduler:
+
+- ``commands``: one row per accepted command, updated in place through its life cycle.
+- ``command_events``: the audit trail, one row per status transition and per step change.
+- ``inventory``: one row per rack slot (A1..C3) with what it holds and which unfinished command
+  has reserved it.
+- ``inventory_events``: one row per change of a slot's contents, with the new contents and why.
+
+Enumerations (command kind and status, workpiece status) are stored as small integers with the
+values of the ``stf_msgs`` constants; text columns are bounded (the ``*_LEN`` constants) so
+every backend enforces the same limits. Timestamps are UTC with microseconds on every backend.
+Table names are plain so other components (the recorder) can add theirs beside them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+SLOT_LEN = 2
+ID_LEN = 32
+FLAVOR_LEN = 16
+STEP_LEN = 128
+TEXT_LEN = 500
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit like int64 in msgs.
+BigIntId = BigInteger().with_variant(Integer(), 'sqlite')
+
+# MySQL/MariaDB: transactional engine and 4-byte UTF-8, whatever the server defaults are.
+_MYSQL_OPTIONS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetime stored as naive UTC with microsecond precision.
+
+    MySQL/MariaDB ``DATETIME`` drops fractions unless declared ``DATETIME(6)``. Naive datetimes
+    are refused on the way in: a local time silently stored as UTC is a bug that shows up hours
+    later.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ('mysql', 'mariadb'):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f'naive datetime {value!r}: pass an aware (UTC) datetime')
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table of the twin."""
+
+
+class CommandRow(Base):
+    """A scheduler command (kind/status values as in ``stf_msgs/msg/CommandStatus.msg``)."""
+
+    __tablename__ = 'commands'
+    __table_args__ = (
+        # next_command(): the highest priority pending command, oldest first.
+        Index('ix_commands_status_priority_id', 'status', 'priority', 'id'),
+        # Never reuse the id of a deleted row: ids are handed to clients.
+        {'sqlite_autoincrement': True, **_MYSQL_OPTIONS},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    kind: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[int] = mapped_column(SmallInteger)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    source_slot: Mapped[str] = mapped_column(String(SLOT_LEN), default='')
+    target_slot: Mapped[str] = mapped_column(String(SLOT_LEN), default='')
+    flavor: Mapped[str] = mapped_column(String(FLAVOR_LEN), default='')
+    workpiece_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    step: Mapped[str] = mapped_column(String(STEP_LEN), default='')
+    message: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class CommandEventRow(Base):
+    """One transition of a command: ``from_status`` is NULL for the submission itself."""
+
+    __tablename__ = 'command_events'
+    __table_args__ = (_MYSQL_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    command_id: Mapped[int] = mapped_column(BigInteger, ForeignKey('commands.id'), index=True)
+    from_status: Mapped[int | None] = mapped_column(SmallInteger)
+    to_status: Mapped[int] = mapped_column(SmallInteger)
+    step: Mapped[str] = mapped_column(String(STEP_LEN), default='')
+    reason: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InventoryRow(Base):
+    """One rack slot; an empty ``workpiece_id`` means the slot holds no workpiece."""
+
+    __tablename__ = 'inventory'
+    __table_args__ = (_MYSQL_OPTIONS,)
+
+    slot: Mapped[str] = mapped_column(String(SLOT_LEN), primary_key=True)
+    carrier_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    workpiece_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    flavor: Mapped[str] = mapped_column(String(FLAVOR_LEN), default='')
+    status: Mapped[int] = mapped_column(SmallInteger, default=0)
+    reserved_by: Mapped[int | None] = mapped_column(BigInteger, ForeignKey('commands.id'))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class InventoryEventRow(Base):
+    """A change of a slot's contents: the contents after the change and the reason."""
+
+    __tablename__ = 'inventory_events'
+    __table_args__ = (_MYSQL_OPTIONS,)
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    slot: Mapped[str] = mapped_column(String(SLOT_LEN), ForeignKey('inventory.slot'), index=True)
+    command_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey('commands.id'))
+    carrier_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    workpiece_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    flavor: Mapped[str] = mapped_column(String(FLAVOR_LEN), default='')
+    status: Mapped[int] = mapped_column(SmallInteger, default=0)
+    reason: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
