@@ -1,0 +1,495 @@
+"""Publishers, subscriptions, services, clients and timers on Zenoh, in rmw_zenoh's format.
+
+Every put, query and reply carries rmw_zenoh's 33-byte attachment: int64 sequence number,
+int64 source timestamp (ns), LEB128 length 16, 16-byte GID (little endian). Payloads are CDR
+with the 4-byte encapsulation header and no Zenoh encoding.
+
+Incoming samples and queries are queued on the entity and executed by the node's executor
+(never on Zenoh's threads), so callbacks of one executor run one at a time, as in rclpy's
+single-threaded executor. Service clients do not need the executor: `call()` blocks on the
+reply and works inside callbacks too.
+
+Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
+is logged. A node never crashes on bad input.
+"""
+
+from __future__ import annotations
+
+import collections
+import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import zenoh
+import zenoh.ext
+
+from stf_nodes import interfaces
+from stf_nodes.runtime import names
+from stf_nodes.runtime.clock import Clock, Duration
+from stf_nodes.runtime.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+if TYPE_CHECKING:
+    from stf_nodes.runtime.node import Node
+
+#: Largest serialized message accepted on publish and on receive (override per process with
+#: `STF_MAX_MESSAGE_BYTES`).
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+_ATTACHMENT = struct.Struct('<qqB16s')
+
+
+def make_attachment(sequence_number: int, gid: bytes, timestamp_ns: int | None = None) -> bytes:
+    """rmw_zenoh's attachment: sequence number, source timestamp, GID."""
+    stamp = time.time_ns() if timestamp_ns is None else timestamp_ns
+    return _ATTACHMENT.pack(sequence_number, stamp, 16, gid)
+
+
+def parse_attachment(data: bytes | None) -> tuple[int, int, bytes] | None:
+    """(sequence number, source timestamp ns, GID), or None if absent or malformed."""
+    if data is None or len(data) != _ATTACHMENT.size:
+        return None
+    sequence_number, timestamp_ns, length, gid = _ATTACHMENT.unpack(data)
+    return (sequence_number, timestamp_ns, gid) if length == 16 else None
+
+
+class ServiceError(RuntimeError):
+    """A service call that failed: no server, a timeout, or an error reply."""
+
+
+class Future:
+    """The result of an asynchronous call (shaped like rclpy.task.Future)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._callbacks: list[Callable[[Future], None]] = []
+        self._lock = threading.Lock()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self) -> Any:
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._done.wait(timeout_s)
+
+    def _finish(self, result: Any = None, exception: BaseException | None = None) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self._result, self._exception = result, exception
+            self._done.set()
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            callback(self)
+
+    def set_result(self, result: Any) -> None:
+        self._finish(result=result)
+
+    def set_exception(self, exception: BaseException) -> None:
+        self._finish(exception=exception)
+
+    def add_done_callback(self, callback: Callable[[Future], None]) -> None:
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+
+class _Endpoint:
+    """What every graph entity shares: resolved name, key expression, token and GID."""
+
+    kind = ''
+
+    def __init__(self, node: Node, *, type_name: str, name: str, qos: QoSProfile) -> None:
+        self.node = node
+        self.type_name = type_name
+        self.name = name
+        self.qos = qos
+        context = node.context
+        self.entity_id = context.next_id()
+        self.type_hash = interfaces.type_hash(type_name)
+        dds_type = interfaces.dds_type_name(type_name)
+        self.keyexpr = names.data_keyexpr(context.domain_id, name, dds_type, self.type_hash)
+        self.token_key = names.endpoint_token(
+            domain_id=context.domain_id,
+            zid=context.zid,
+            node_id=node.node_id,
+            entity_id=self.entity_id,
+            kind=self.kind,
+            enclave=context.arguments.enclave,
+            namespace=node.get_namespace(),
+            node_name=node.get_name(),
+            name=name,
+            dds_type=dds_type,
+            type_hash=self.type_hash,
+            qos=qos,
+        )
+        self.gid = names.gid_of(self.token_key)
+        self.dropped = 0
+        self._token: zenoh.LivelinessToken | None = None
+
+    def _announce(self) -> None:
+        """Declare the liveliness token once the data entity exists (as rmw_zenoh orders it)."""
+        self._token = self.node.context.session.liveliness().declare_token(self.token_key)
+
+    def _drop(self, reason: str) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            self.node.get_logger().warning(
+                f'{self.name}: dropped a {reason} (further drops are counted, not logged)'
+            )
+
+    def destroy(self) -> None:
+        if self._token is not None:
+            self._token.undeclare()
+            self._token = None
+
+
+class Publisher(_Endpoint):
+    kind = names.PUBLISHER
+
+    def __init__(self, node: Node, msg_type: type, name: str, qos: QoSProfile) -> None:
+        super().__init__(node, type_name=msg_type.__msgtype__, name=name, qos=qos)
+        self.msg_type = msg_type
+        self._sequence = 0
+        self._lock = threading.Lock()
+        session = node.context.session
+        reliable = qos.reliability == ReliabilityPolicy.RELIABLE
+        options: dict[str, Any] = {
+            'congestion_control': zenoh.CongestionControl.BLOCK
+            if reliable
+            else zenoh.CongestionControl.DROP,
+            'reliability': zenoh.Reliability.RELIABLE
+            if reliable
+            else zenoh.Reliability.BEST_EFFORT,
+        }
+        if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+            self._publisher = zenoh.ext.declare_advanced_publisher(
+                session,
+                self.keyexpr,
+                cache=zenoh.ext.CacheConfig(max_samples=max(qos.depth, 1)),
+                publisher_detection=True,
+                **options,
+            )
+        else:
+            self._publisher = session.declare_publisher(self.keyexpr, **options)
+        self._announce()
+
+    def publish(self, message: Any) -> None:
+        if getattr(message, '__msgtype__', None) != self.type_name:
+            raise TypeError(f'{self.name} publishes {self.type_name}, got {type(message).__name__}')
+        self.publish_serialized(interfaces.serialize(message))
+
+    def publish_serialized(self, payload: bytes) -> None:
+        """Publish CDR bytes that are already encoded (bag replay, bridges)."""
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f'{self.name}: message of {len(payload)} bytes exceeds the limit of '
+                f'{MAX_MESSAGE_BYTES} bytes'
+            )
+        with self._lock:
+            self._sequence += 1
+            attachment = make_attachment(self._sequence, self.gid)
+            self._publisher.put(payload, attachment=attachment)
+
+    def get_subscription_count(self) -> int:
+        return self.node.context.graph.count(self.name, names.SUBSCRIPTION)
+
+    def destroy(self) -> None:
+        super().destroy()
+        self._publisher.undeclare()
+
+
+class Subscription(_Endpoint):
+    kind = names.SUBSCRIPTION
+
+    def __init__(
+        self,
+        node: Node,
+        msg_type: type | None,
+        name: str,
+        callback: Callable[[Any], None],
+        qos: QoSProfile,
+        *,
+        raw: bool = False,
+        type_name: str | None = None,
+    ) -> None:
+        super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
+        self.callback = callback
+        self.raw = raw
+        self._queue: collections.deque[tuple[bytes, bytes | None]] = collections.deque(
+            maxlen=qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
+        )
+        session = node.context.session
+        handler = zenoh.handlers.Callback(self._on_sample, indirect=False)
+        if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+            self._subscriber = zenoh.ext.declare_advanced_subscriber(
+                session,
+                self.keyexpr,
+                handler,
+                history=zenoh.ext.HistoryConfig(
+                    detect_late_publishers=True, max_samples=max(qos.depth, 1)
+                ),
+                subscriber_detection=True,
+            )
+        else:
+            self._subscriber = session.declare_subscriber(self.keyexpr, handler)
+        self._announce()
+
+    def _on_sample(self, sample: zenoh.Sample) -> None:
+        attachment = sample.attachment
+        self._queue.append(
+            (sample.payload.to_bytes(), attachment.to_bytes() if attachment else None)
+        )
+        self.node._post(self)
+
+    def execute(self) -> None:
+        try:
+            payload, attachment = self._queue.popleft()
+        except IndexError:
+            return  # dropped by KEEP_LAST before the executor got to it
+        if len(payload) > MAX_MESSAGE_BYTES:
+            self._drop(f'message of {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})')
+            return
+        if self.raw:
+            self.callback(payload)
+            return
+        try:
+            message = interfaces.deserialize(payload, self.type_name)
+        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            self._drop(f'malformed {self.type_name} ({exc})')
+            return
+        self.callback(message)
+
+    def get_publisher_count(self) -> int:
+        return self.node.context.graph.count(self.name, names.PUBLISHER)
+
+    def destroy(self) -> None:
+        super().destroy()
+        self._subscriber.undeclare()
+
+
+class Service(_Endpoint):
+    kind = names.SERVICE
+
+    def __init__(
+        self,
+        node: Node,
+        srv_type: interfaces.ServiceType,
+        name: str,
+        callback: Callable[[Any, Any], Any],
+        qos: QoSProfile,
+    ) -> None:
+        super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
+        self.srv_type = srv_type
+        self.callback = callback
+        self._queue: collections.deque[zenoh.Query] = collections.deque()
+        self._queryable = node.context.session.declare_queryable(
+            self.keyexpr, zenoh.handlers.Callback(self._on_query, indirect=False), complete=True
+        )
+        self._announce()
+
+    def _on_query(self, query: zenoh.Query) -> None:
+        self._queue.append(query)
+        self.node._post(self)
+
+    def execute(self) -> None:
+        try:
+            query = self._queue.popleft()
+        except IndexError:
+            return
+        try:
+            self._answer(query)
+        finally:
+            del query  # finalises the query on the Zenoh side
+
+    def _answer(self, query: zenoh.Query) -> None:
+        request_info = parse_attachment(
+            query.attachment.to_bytes() if query.attachment is not None else None
+        )
+        if request_info is None:
+            self._drop('request without a valid rmw_zenoh attachment')
+            query.reply_err(b'missing or malformed attachment')
+            return
+        sequence_number, _, client_gid = request_info
+        payload = query.payload.to_bytes() if query.payload is not None else b''
+        if len(payload) > MAX_MESSAGE_BYTES:
+            self._drop(f'request of {len(payload)} bytes')
+            query.reply_err(b'request too large')
+            return
+        try:
+            request = interfaces.deserialize(payload, self.srv_type.Request.__msgtype__)
+        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            self._drop(f'malformed request ({exc})')
+            query.reply_err(f'malformed request: {exc}'.encode())
+            return
+        try:
+            response = self.callback(request, self.srv_type.Response())
+        except Exception as exc:  # a failing handler must not take the server down
+            self.node.get_logger().error(f'{self.name}: service callback raised {exc!r}')
+            query.reply_err(f'service callback failed: {exc}'.encode())
+            return
+        if getattr(response, '__msgtype__', None) != self.srv_type.Response.__msgtype__:
+            self.node.get_logger().error(
+                f'{self.name}: callback returned {type(response).__name__}, not a response'
+            )
+            query.reply_err(b'service callback returned no response')
+            return
+        query.reply(
+            query.key_expr,
+            interfaces.serialize(response),
+            attachment=make_attachment(sequence_number, client_gid),
+        )
+
+    def destroy(self) -> None:
+        super().destroy()
+        self._queryable.undeclare()
+
+
+class Client(_Endpoint):
+    kind = names.CLIENT
+
+    #: After a query that reached no server while the graph shows one (its queryable not yet
+    #: routed to us), the call is retried this often before it fails.
+    RETRY_INTERVAL_S = 0.05
+
+    def __init__(
+        self, node: Node, srv_type: interfaces.ServiceType, name: str, qos: QoSProfile
+    ) -> None:
+        super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
+        self.srv_type = srv_type
+        self._sequence = 0
+        self._lock = threading.Lock()
+        self._announce()
+
+    def service_is_ready(self) -> bool:
+        return self.node.context.graph.count(self.name, names.SERVICE) > 0
+
+    def wait_for_service(self, timeout_sec: float | None = None) -> bool:
+        graph = self.node.context.graph
+        return graph.wait_for(lambda g: g.count(self.name, names.SERVICE) > 0, timeout_sec)
+
+    def call_async(self, request: Any, *, timeout_sec: float = 60.0) -> Future:
+        if getattr(request, '__msgtype__', None) != self.srv_type.Request.__msgtype__:
+            raise TypeError(
+                f'{self.name} expects {self.srv_type.name} requests, got {type(request).__name__}'
+            )
+        payload = interfaces.serialize(request)
+        future = Future()
+        deadline = time.monotonic() + timeout_sec
+        self._query(payload, future, deadline)
+        return future
+
+    def _query(self, payload: bytes, future: Future, deadline: float) -> None:
+        with self._lock:
+            self._sequence += 1
+            attachment = make_attachment(self._sequence, self.gid)
+        answered = threading.Event()
+
+        def on_reply(reply: zenoh.Reply) -> None:
+            answered.set()
+            if reply.ok is not None:
+                try:
+                    response = interfaces.deserialize(
+                        reply.ok.payload.to_bytes(), self.srv_type.Response.__msgtype__
+                    )
+                except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+                    future.set_exception(ServiceError(f'{self.name}: malformed reply ({exc})'))
+                    return
+                future.set_result(response)
+            else:
+                message = reply.err.payload.to_bytes().decode(errors='replace')
+                future.set_exception(ServiceError(f'{self.name}: server error: {message}'))
+
+        def on_done() -> None:
+            if answered.is_set() or future.done():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                future.set_exception(TimeoutError(f'service {self.name} did not answer in time'))
+            elif self.service_is_ready():
+                timer = threading.Timer(
+                    min(self.RETRY_INTERVAL_S, remaining), self._query, (payload, future, deadline)
+                )
+                timer.daemon = True
+                timer.start()
+            else:
+                future.set_exception(
+                    ServiceError(f'no server for service {self.name} ({self.srv_type.name})')
+                )
+
+        self.node.context.session.get(
+            self.keyexpr,
+            zenoh.handlers.Callback(on_reply, on_done, indirect=False),
+            payload=payload,
+            attachment=attachment,
+            target=zenoh.QueryTarget.ALL_COMPLETE,
+            consolidation=zenoh.ConsolidationMode.NONE,
+            timeout=max(deadline - time.monotonic(), 0.001),
+        )
+
+    def call(self, request: Any, timeout_sec: float | None = 10.0) -> Any:
+        """Call and wait; raises ServiceError (no server, error reply) or TimeoutError."""
+        limit = 3600.0 if timeout_sec is None else timeout_sec
+        future = self.call_async(request, timeout_sec=limit)
+        if not future.wait(limit + 1.0):
+            raise TimeoutError(f'service {self.name} did not answer within {limit:g} s')
+        return future.result()
+
+
+class Timer:
+    """A periodic callback on a node's clock; missed periods are skipped, not queued."""
+
+    def __init__(
+        self, node: Node, period_sec: float, callback: Callable[[], None], clock: Clock
+    ) -> None:
+        if period_sec <= 0:
+            raise ValueError(f'timer period must be > 0, got {period_sec}')
+        self.node = node
+        self.callback = callback
+        self.clock = clock
+        self.period = Duration.from_seconds(period_sec)
+        self.canceled = False
+        self._next_ns = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.canceled = False
+        self._next_ns = self.clock.now().nanoseconds + self.period.nanoseconds
+
+    def cancel(self) -> None:
+        self.canceled = True
+
+    def time_until_next_call_ns(self) -> int | None:
+        if self.canceled:
+            return None
+        now = self.clock.now().nanoseconds
+        if now < self._next_ns - self.period.nanoseconds:
+            self._next_ns = now + self.period.nanoseconds  # time jumped back (sim time reset)
+        return self._next_ns - now
+
+    def execute(self) -> None:
+        now = self.clock.now().nanoseconds
+        self._next_ns += self.period.nanoseconds
+        if self._next_ns <= now:
+            self._next_ns = now + self.period.nanoseconds
+        self.callback()
+
+    def destroy(self) -> None:
+        self.canceled = True

@@ -1,0 +1,120 @@
+"""Executors: run the callbacks of one or more nodes, one at a time (rclpy's model).
+
+Entities post themselves to their node's executor when work arrives (a sample, a query);
+the executor runs one item per `spin_once`, and timers when they are due on their clock.
+Nodes that were not yet added to an executor keep their posts until they are.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from stf_nodes.runtime.context import Context, get_default_context
+
+if TYPE_CHECKING:
+    from stf_nodes.runtime.entities import Future
+    from stf_nodes.runtime.node import Node
+
+#: Longest sleep while sim-time timers exist: sim time may advance at any rate.
+_SIM_TIME_POLL_S = 0.05
+
+
+class _Wake:
+    """A no-op work item that wakes the executor (clock advanced, node added, shutdown)."""
+
+    def execute(self) -> None:
+        return
+
+
+_WAKE = _Wake()
+
+
+class SingleThreadedExecutor:
+    def __init__(self, *, context: Context | None = None) -> None:
+        self.context = context or get_default_context()
+        self._nodes: list[Node] = []
+        self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def add_node(self, node: Node) -> None:
+        with self._lock:
+            if node not in self._nodes:
+                self._nodes.append(node)
+        node._attach(self)
+
+    def remove_node(self, node: Node) -> None:
+        with self._lock:
+            if node in self._nodes:
+                self._nodes.remove(node)
+        node._detach(self)
+
+    def get_nodes(self) -> list[Node]:
+        with self._lock:
+            return list(self._nodes)
+
+    def post(self, item: Any) -> None:
+        """Queue work from any thread."""
+        self._work.put(item)
+
+    def wake(self) -> None:
+        self._work.put(_WAKE)
+
+    def _due_timer_wait(self) -> float | None:
+        """Run every due timer; return how long to wait for the next (None: no timers)."""
+        wait: float | None = None
+        for node in self.get_nodes():
+            for timer in list(node.timers):
+                remaining = timer.time_until_next_call_ns()
+                if remaining is None:
+                    continue
+                if remaining <= 0:
+                    timer.execute()
+                    remaining = timer.time_until_next_call_ns()
+                    if remaining is None:
+                        continue
+                seconds = max(remaining, 0) / 1e9
+                if timer.clock.ros_time_is_active:
+                    seconds = min(seconds, _SIM_TIME_POLL_S)
+                wait = seconds if wait is None else min(wait, seconds)
+        return wait
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        """Run due timers, then wait up to `timeout_sec` for one work item and run it."""
+        wait = self._due_timer_wait()
+        if timeout_sec is not None:
+            wait = timeout_sec if wait is None else min(wait, timeout_sec)
+        try:
+            item = (
+                self._work.get(timeout=wait)
+                if wait is None or wait > 0
+                else self._work.get_nowait()
+            )
+        except queue.Empty:
+            return
+        item.execute()
+
+    def spin(self) -> None:
+        while self.context.ok and not self._stopped:
+            self.spin_once(timeout_sec=0.5)
+
+    def spin_until_future_complete(self, future: Future, timeout_sec: float | None = None) -> None:
+        deadline = None if timeout_sec is None else time.monotonic() + timeout_sec
+        future.add_done_callback(lambda _: self.wake())
+        while self.context.ok and not future.done():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            self.spin_once(timeout_sec=0.5 if remaining is None else min(remaining, 0.5))
+
+    def shutdown(self) -> None:
+        self._stopped = True
+        self.wake()
+        for node in self.get_nodes():
+            self.remove_node(node)
+
+
+Executor = SingleThreadedExecutor
