@@ -233,7 +233,7 @@ class Subscription(_Endpoint):
         super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
         self.callback = callback
         self.raw = raw
-        self._queue: collections.deque[tuple[bytes, bytes | None]] = collections.deque(
+        self._queue: collections.deque[bytes] = collections.deque(
             maxlen=qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
         )
         session = node.context.session
@@ -253,15 +253,12 @@ class Subscription(_Endpoint):
         self._announce()
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
-        attachment = sample.attachment
-        self._queue.append(
-            (sample.payload.to_bytes(), attachment.to_bytes() if attachment else None)
-        )
+        self._queue.append(sample.payload.to_bytes())
         self.node._post(self)
 
     def execute(self) -> None:
         try:
-            payload, attachment = self._queue.popleft()
+            payload = self._queue.popleft()
         except IndexError:
             return  # dropped by KEEP_LAST before the executor got to it
         if len(payload) > MAX_MESSAGE_BYTES:
