@@ -1,0 +1,178 @@
+"""DC motor: current, energy, winding temperature and wear.
+
+Current. Stopped, the driver electronics draw ``idle_current_a``. Started at t = 0 the armature
+current follows
+
+    i(t) = i_ss + (i_inrush - i_ss) · exp(-t / tau_inrush),   i_ss = i_0 + load · i_load
+
+with ``load`` 1 at constant speed (i_ss = 0.9 + 0.3 = 1.2 A by default) and more while the axis
+accelerates. A stalled rotor has no back-EMF and draws the locked-rotor current; faults replace
+i_ss (see ``faults.py``).
+
+Energy. Within a step i(t) = a + b·exp(-t/tau) is known in closed form, so the charge
+Q = ∫i dt = a·dt + b·tau·(e0 - e1) is exact, and energy_wh += V·Q / 3600 for any dt.
+
+Temperature. C·dT/dt = R·i² - (T - T_amb) / R_th. With the exact step mean of i² as heating
+power P the step is solved exactly: T ← T_inf + (T - T_inf)·exp(-dt / (R_th·C)),
+T_inf = T_amb + P·R_th.
+
+Health in [0, 1] only decreases (``maintain`` resets it): per running hour
+``wear_per_running_h``·load, per start ``wear_per_start``, per hour and kelvin above
+``wear_temperature_c``, per hour and ampere above ``current_limit_a``, plus fault terms
+(bearing wear; motor failure pulls health toward ``failed_health`` with ``failure_tau_s``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from stf_nodes.sim.faults import Fault, FaultKind
+from stf_nodes.sim.model import MotorSnapshot
+from stf_nodes.sim.params import ParameterConfig
+
+BEARING_EXTRA_CURRENT_A = 0.3  # friction current per unit BEARING_WEAR magnitude
+
+
+@dataclass(frozen=True, kw_only=True)
+class MotorConfig(ParameterConfig):
+    """Electrical, thermal and wear parameters shared by the motors of one station."""
+
+    voltage_v: float = 24.0
+    idle_current_a: float = 0.05
+    inrush_current_a: float = 2.5
+    inrush_tau_s: float = 0.15
+    no_load_current_a: float = 0.9
+    load_current_a: float = 0.3
+    current_limit_a: float = 1.5
+    winding_resistance_ohm: float = 1.5
+    thermal_resistance_k_w: float = 5.0
+    thermal_capacity_j_k: float = 60.0
+    ambient_c: float = 25.0
+    wear_per_running_h: float = 5e-4
+    wear_per_start: float = 2e-6
+    wear_temperature_c: float = 70.0
+    wear_per_kelvin_h: float = 1e-3
+    wear_per_overcurrent_ah: float = 0.5
+    bearing_wear_per_h: float = 0.05
+    failed_health: float = 0.4
+    failure_tau_s: float = 20.0
+
+
+class Motor:
+    """One DC motor. ``command`` sets direction and load; ``step`` integrates physics."""
+
+    def __init__(
+        self, *, motor_id: str, config: MotorConfig, fault_kinds: frozenset[FaultKind]
+    ) -> None:
+        self.motor_id = motor_id
+        self.config = config
+        self.fault_kinds = fault_kinds
+        self.fault: Fault | None = None
+        self.direction = 0
+        self.load = 1.0
+        self.current_a = config.idle_current_a
+        self.temperature_c = config.ambient_c
+        self.health = 1.0
+        self.energy_wh = 0.0
+        self.start_count = 0
+        self.runtime_s = 0.0
+        self._since_start_s = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.direction != 0
+
+    @property
+    def stalled(self) -> bool:
+        return self._fault_is(FaultKind.STALL)
+
+    @property
+    def failed(self) -> bool:
+        return self._fault_is(FaultKind.MOTOR_FAILURE)
+
+    def fault_magnitude(self, kind: FaultKind) -> float:
+        """Magnitude of the active fault if it is of ``kind``, else 0."""
+        return self.fault.magnitude if self._fault_is(kind) else 0.0
+
+    def _fault_is(self, kind: FaultKind) -> bool:
+        return self.fault is not None and self.fault.kind is kind
+
+    def set_fault(self, fault: Fault | None) -> None:
+        self.fault = fault
+
+    def command(self, direction: int, load: float = 1.0) -> None:
+        """Run forward (+1), reverse (-1) or stop (0); a new run counts as a start."""
+        if direction != 0 and direction != self.direction:
+            self.start_count += 1
+            self._since_start_s = 0.0
+            self.health = max(0.0, self.health - self.config.wear_per_start)
+        self.direction = direction
+        if direction == 0:
+            self.current_a = self.config.idle_current_a  # the driver cuts the armature current
+        self.load = load
+
+    def maintain(self) -> None:
+        """Maintenance: restore health to 1 (the only way health goes up)."""
+        self.health = 1.0
+
+    def _current_terms(self) -> tuple[float, float]:
+        """(a, b) of i(t) = a + b·exp(-t/tau) for the present command and fault."""
+        c = self.config
+        if not self.running:
+            return c.idle_current_a, 0.0
+        if self.stalled:
+            return self.fault_magnitude(FaultKind.STALL), 0.0
+        steady = c.no_load_current_a + self.load * c.load_current_a
+        steady += BEARING_EXTRA_CURRENT_A * self.fault_magnitude(FaultKind.BEARING_WEAR)
+        forced = self.fault_magnitude(FaultKind.OVERCURRENT) or self.fault_magnitude(
+            FaultKind.MOTOR_FAILURE
+        )
+        steady = forced or steady
+        return steady, c.inrush_current_a - steady
+
+    def step(self, dt: float) -> None:
+        """Advance current, energy, temperature and health by ``dt`` seconds."""
+        c = self.config
+        a, b = self._current_terms()
+        tau = c.inrush_tau_s
+        e0 = math.exp(-self._since_start_s / tau)
+        e1 = math.exp(-(self._since_start_s + dt) / tau)
+        charge = a * dt + b * tau * (e0 - e1)
+        charge_sq = a * a * dt + 2 * a * b * tau * (e0 - e1) + b * b * tau / 2 * (e0**2 - e1**2)
+        self.current_a = a + b * e1
+        self.energy_wh += c.voltage_v * charge / 3600.0
+
+        heating_w = c.winding_resistance_ohm * charge_sq / dt
+        t_inf = c.ambient_c + heating_w * c.thermal_resistance_k_w
+        decay = math.exp(-dt / (c.thermal_resistance_k_w * c.thermal_capacity_j_k))
+        self.temperature_c = t_inf + (self.temperature_c - t_inf) * decay
+
+        wear_per_h = max(0.0, self.temperature_c - c.wear_temperature_c) * c.wear_per_kelvin_h
+        wear_per_h += max(0.0, charge / dt - c.current_limit_a) * c.wear_per_overcurrent_ah
+        if self.running:
+            wear_per_h += c.wear_per_running_h * self.load
+            wear_per_h += c.bearing_wear_per_h * self.fault_magnitude(FaultKind.BEARING_WEAR)
+            self.runtime_s += dt
+        health = self.health - wear_per_h * dt / 3600.0
+        if self.failed and health > c.failed_health:
+            health = c.failed_health + (health - c.failed_health) * math.exp(-dt / c.failure_tau_s)
+        self.health = min(self.health, max(0.0, health))
+        self._since_start_s += dt
+
+    def snapshot(self, encoder_pulses: int = 0) -> MotorSnapshot:
+        return MotorSnapshot(
+            motor_id=self.motor_id,
+            running=self.running,
+            direction=self.direction,
+            current_a=self.current_a,
+            voltage_v=self.config.voltage_v,
+            power_w=self.config.voltage_v * self.current_a,
+            energy_wh=self.energy_wh,
+            temperature_c=self.temperature_c,
+            health=self.health,
+            encoder_pulses=encoder_pulses,
+            start_count=self.start_count,
+            runtime_h=self.runtime_s / 3600.0,
+            fault=self.fault.kind.value if self.fault else '',
+        )
