@@ -1,8 +1,17 @@
-"""Shared test fixtures: paths to the shared oracle data beside the checkout."""
+"""Shared fixtures: the shared oracle data beside the checkout, a real Zenoh router, child
+processes that are always cleaned up, and the `stf` command line."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,3 +24,93 @@ def shared_testdata() -> Path:
     if not SHARED_TESTDATA.is_dir():
         pytest.fail(f'shared test data not found at {SHARED_TESTDATA}')
     return SHARED_TESTDATA
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def router() -> Iterator[str]:
+    """A real `stf router` on a free loopback port; ZENOH_ROUTER points every node at it."""
+    from stf_nodes.runtime.router import is_listening
+
+    endpoint = f'tcp/127.0.0.1:{free_port()}'
+    os.environ['ZENOH_ROUTER'] = endpoint
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'stf_nodes.cli', 'router'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while not is_listening(endpoint):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f'router did not start: {process.stdout.read().decode()}')
+        time.sleep(0.05)
+    yield endpoint
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+class Processes:
+    """Child processes started by a test; all are stopped (SIGINT, then SIGKILL) at its end."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[str]] = []
+
+    def start(self, *argv: str, **kwargs: Any) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in self.started:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    spawned = Processes()
+    yield spawned
+    spawned.stop_all()
+
+
+def stf(*args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `stf` command line as a user would."""
+    result = subprocess.run(
+        [sys.executable, '-m', 'stf_nodes.cli', *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f'stf {" ".join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}'
+        )
+    return result
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError('condition not met in time')
+        time.sleep(interval)

@@ -19,15 +19,21 @@ from stf_nodes.runtime.names import Token
 class Graph:
     """Live set of graph tokens with rclpy-shaped queries."""
 
+    INITIAL_QUERY_TIMEOUT_S = 2.0
+
     def __init__(self, *, session: zenoh.Session, domain_id: int) -> None:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Condition()
         self._listeners: list[Callable[[], None]] = []
+        key = f'{names.LIVELINESS_PREFIX}/{domain_id}/**'
         self._subscriber = session.liveliness().declare_subscriber(
-            f'{names.LIVELINESS_PREFIX}/{domain_id}/**',
-            zenoh.handlers.Callback(self._on_token, indirect=False),
-            history=True,
+            key, zenoh.handlers.Callback(self._on_token, indirect=False), history=True
         )
+        # The subscriber's history arrives asynchronously; a liveliness query returns once
+        # every peer and the router have answered, so the graph is complete on return.
+        for reply in session.liveliness().get(key, timeout=self.INITIAL_QUERY_TIMEOUT_S):
+            if reply.ok is not None:
+                self._on_token(reply.ok)
 
     def _on_token(self, sample: zenoh.Sample) -> None:
         key = str(sample.key_expr)

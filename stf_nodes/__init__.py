@@ -1,0 +1,1 @@
+"""STF Digital Twin: node runtime, simulation models, nodes, bridges, storage and CLI."""

@@ -1,0 +1,1 @@
+"""The `stf` command line."""

@@ -1,0 +1,243 @@
+"""Multi-process tests of the runtime and CLI through a real Zenoh router."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from stf_msgs.msg import MotorState
+from stf_nodes import interfaces, runtime
+from tests.conftest import Processes, stf, wait_until
+
+DEMO = [sys.executable, '-m', 'tests.runtime.demo_node']
+
+
+@pytest.fixture
+def demo(router: str, processes: Processes, tmp_path: Any) -> Iterator[Any]:
+    """The demo node in its own process, namespaced, with a parameter file and an override."""
+    params = tmp_path / 'params.yaml'
+    params.write_text(
+        '/**:\n  ros__parameters:\n    label: from-file\n'
+        '/t1/demo:\n  ros__parameters:\n    rate: 50.0\n'
+    )
+    process = processes.start(
+        *DEMO, '--ros-args', '-r', '__ns:=/t1', '--params-file', str(params), '-p', 'limits:=[4, 5]'
+    )
+    wait_until(lambda: '/t1/demo' in stf('node', 'list').stdout, timeout=15)
+    yield process
+
+
+@pytest.fixture
+def node(router: str) -> Iterator[runtime.Node]:
+    context = runtime.Context([])
+    test_node = runtime.Node('tester', context=context)
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(test_node)
+    test_node.executor = executor
+    yield test_node
+    test_node.destroy_node()
+    context.shutdown()
+
+
+def spin_until(node: runtime.Node, predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'condition not met in time'
+        node.executor.spin_once(timeout_sec=0.05)
+
+
+def test_pub_sub_across_processes(demo: Any, node: runtime.Node) -> None:
+    received: list[Any] = []
+    node.create_subscription(MotorState, '/t1/motor', received.append, 10)
+    spin_until(node, lambda: len(received) >= 5)
+    assert received[0].motor_id == 'CONV_M1'
+    counts = [m.start_count for m in received]
+    assert counts == sorted(counts)
+
+
+def test_subscription_receives_what_we_publish(demo: Any, node: runtime.Node) -> None:
+    string = interfaces.get_message_class('std_msgs/msg/String')
+    echoed: list[Any] = []
+    node.create_subscription(string, '/t1/echo_out', echoed.append, 10)
+    publisher = node.create_publisher(string, '/t1/echo_in', 10)
+    wait_until(lambda: publisher.get_subscription_count() > 0)
+    publisher.publish(string(data='round trip'))
+    spin_until(node, lambda: echoed)
+    assert echoed[0].data == 'round trip'
+
+
+def test_transient_local_late_join(demo: Any, node: runtime.Node) -> None:
+    time.sleep(0.5)  # the sample was published long before this subscription exists
+    string = interfaces.get_message_class('std_msgs/msg/String')
+    latched: list[Any] = []
+    node.create_subscription(string, '/t1/latched', latched.append, runtime.qos_profile_latched)
+    spin_until(node, lambda: latched)
+    assert latched[0].data == 'latched by from-file'
+
+
+def test_volatile_subscription_gets_no_history(demo: Any, node: runtime.Node) -> None:
+    string = interfaces.get_message_class('std_msgs/msg/String')
+    received: list[Any] = []
+    node.create_subscription(string, '/t1/latched', received.append, 10)
+    with pytest.raises(AssertionError):
+        spin_until(node, lambda: received, timeout=1.0)
+
+
+def test_service_call(demo: Any, node: runtime.Node) -> None:
+    add = interfaces.get_service('example_interfaces/srv/AddTwoInts')
+    client = node.create_client(add, '/t1/add_two_ints')
+    assert client.wait_for_service(10)
+    assert client.call(add.Request(a=40, b=2)).sum == 42
+    future = client.call_async(add.Request(a=1, b=2))
+    node.executor.spin_until_future_complete(future, timeout_sec=10)
+    assert future.result().sum == 3
+
+
+def test_service_without_server_fails_clearly(router: str, node: runtime.Node) -> None:
+    add = interfaces.get_service('example_interfaces/srv/AddTwoInts')
+    client = node.create_client(add, '/nobody/add')
+    with pytest.raises(runtime.ServiceError, match='no server for service /nobody/add'):
+        client.call(add.Request(), timeout_sec=2)
+
+
+def test_rosout_carries_node_logs(router: str, processes: Processes, node: runtime.Node) -> None:
+    log_type = interfaces.get_message_class('rcl_interfaces/msg/Log')
+    logs: list[Any] = []
+    node.create_subscription(log_type, '/rosout', logs.append, runtime.qos_profile_latched)
+    processes.start(*DEMO, '--ros-args', '-r', '__node:=chatty')
+    spin_until(
+        node, lambda: any(m.name == 'chatty' and m.msg == 'demo ready' for m in logs), timeout=15
+    )
+    record = next(m for m in logs if m.name == 'chatty')
+    assert record.level == 20
+    assert record.function == '__init__'
+
+
+def test_graph_listing(demo: Any) -> None:
+    assert '/t1/demo' in stf('node', 'list').stdout.split()
+    topics = stf('topic', 'list', '-t').stdout
+    assert '/t1/motor [stf_msgs/msg/MotorState]' in topics
+    assert '/rosout [rcl_interfaces/msg/Log]' in topics
+    services = stf('service', 'list', '-t').stdout
+    assert '/t1/add_two_ints [example_interfaces/srv/AddTwoInts]' in services
+    assert '/t1/demo/get_parameters [rcl_interfaces/srv/GetParameters]' in services
+
+
+def test_parameters_from_file_overrides_and_services(demo: Any) -> None:
+    names = stf('param', 'list', '/t1/demo').stdout.split()
+    assert names == sorted(['label', 'limits', 'rate', 'use_sim_time'])
+    assert stf('param', 'get', '/t1/demo', 'label', '--json').stdout.strip() == '"from-file"'
+    assert stf('param', 'get', '/t1/demo', 'rate', '--json').stdout.strip() == '50.0'
+    assert stf('param', 'get', '/t1/demo', 'limits', '--json').stdout.strip() == '[4, 5]'
+    stf('param', 'set', '/t1/demo', 'label', 'renamed')
+    assert stf('param', 'get', '/t1/demo', 'label', '--json').stdout.strip() == '"renamed"'
+    wrong = stf('param', 'set', '/t1/demo', 'rate', 'fast', check=False)
+    assert wrong.returncode == 1
+    assert 'wrong parameter type' in wrong.stderr
+    assert stf('param', 'get', '/t1/demo', 'rate', '--json').stdout.strip() == '50.0'
+
+
+def test_cli_echo_pub_call(demo: Any) -> None:
+    echo = stf('topic', 'echo', '/t1/motor', '--once', '--json', '--timeout', '10')
+    assert json.loads(echo.stdout.splitlines()[0])['motor_id'] == 'CONV_M1'
+    latched = stf('topic', 'echo', '/t1/latched', '--once', '--timeout', '10')
+    assert 'data: latched by from-file' in latched.stdout
+    call = stf(
+        'service',
+        'call',
+        '/t1/add_two_ints',
+        'example_interfaces/srv/AddTwoInts',
+        '{a: 2, b: 3}',
+        '--json',
+    )
+    assert json.loads(call.stdout.strip()) == {'sum': 5}
+    pub = stf(
+        'topic',
+        'pub',
+        '/t1/echo_in',
+        'std_msgs/msg/String',
+        '{data: hi}',
+        '--times',
+        '3',
+        '--rate',
+        '20',
+    )
+    assert pub.stdout.count('publishing #') == 3
+
+
+def test_cli_hz(demo: Any) -> None:
+    result = stf('topic', 'hz', '/t1/motor', '--duration', '2.5')
+    rates = [
+        float(line.split(':')[1])
+        for line in result.stdout.splitlines()
+        if line.startswith('average rate')
+    ]
+    assert rates and 35 < rates[-1] < 65  # the demo publishes at 50 Hz from its params file
+
+
+@pytest.mark.parametrize(
+    ('args', 'message'),
+    [
+        (
+            ('topic', 'pub', '/x', 'stf_msgs/msg/MotorStat', '{}'),
+            'did you mean stf_msgs/msg/MotorState',
+        ),
+        (
+            ('topic', 'pub', '/x', 'stf_msgs/msg/MotorState', '{current_a: high}'),
+            'current_a: expected float64, got str',
+        ),
+        (('topic', 'pub', '/x', 'stf_msgs/msg/MotorState', '{nope: 1}'), "unknown field 'nope'"),
+        (('topic', 'pub', '/x', 'stf_msgs/msg/MotorState', '{current_a: [1'), 'not valid YAML'),
+        (
+            ('service', 'call', '/nobody', 'std_srvs/srv/Trigger', '{}', '--timeout', '1'),
+            'service /nobody not available within 1 s',
+        ),
+        (
+            ('topic', 'echo', '/silent', 'std_msgs/msg/String', '--timeout', '1'),
+            'no message on /silent within 1 s',
+        ),
+        (('interface', 'show', 'std_msgs/msg/Strin'), 'did you mean std_msgs/msg/String'),
+    ],
+)
+def test_cli_bad_input_fails_clearly(router: str, args: tuple[str, ...], message: str) -> None:
+    result = stf(*args, check=False)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_malformed_and_oversized_cdr_is_dropped_not_fatal(demo: Any, node: runtime.Node) -> None:
+    """A foreign peer puts garbage on the demo's subscribed key; the node keeps serving."""
+    string = interfaces.get_message_class('std_msgs/msg/String')
+    echoed: list[Any] = []
+    node.create_subscription(string, '/t1/echo_out', echoed.append, 10)
+    publisher = node.create_publisher(string, '/t1/echo_in', 10)
+    wait_until(lambda: publisher.get_subscription_count() > 0)
+    for garbage in (b'', b'\x00\x01\x00\x00\xff\xff\xff\x7f', b'\x07' * 3, b'\x00\x01\x00\x00'):
+        node.context.session.put(publisher.keyexpr, garbage)
+    publisher.publish(string(data='still alive'))
+    spin_until(node, lambda: echoed)
+    assert echoed[-1].data == 'still alive'
+    assert demo.poll() is None
+
+
+def test_node_without_router_fails_fast(processes: Processes) -> None:
+    import os
+
+    from tests.conftest import free_port
+
+    env = {
+        **os.environ,
+        'ZENOH_ROUTER': f'tcp/127.0.0.1:{free_port()}',
+        'ZENOH_ROUTER_CHECK_ATTEMPTS': '2',
+    }
+    started = time.monotonic()
+    process = processes.start(*DEMO, env=env)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert 'no Zenoh router reachable' in output
+    assert time.monotonic() - started < 15
