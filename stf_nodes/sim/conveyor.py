@@ -8,7 +8,7 @@ end and the workpiece stops at the end stops 0 and ``belt_length_mm``. The trail
 of each pitch), so it measures real belt travel: comparing it with the encoder reveals slip.
 
 Light barriers ``barrier_ids`` at ``barrier_positions_mm`` trigger while the workpiece is within
-``barrier_window_mm`` of them; the value is the received light (1 clear, 0 blocked) plus
+``barrier_window_mm`` of them; the value is the received light (0.9 clear, 0.1 blocked) plus
 Gaussian noise ``barrier_noise``. ``barrier_targets`` names the positions for ``transport``.
 
 Oven. The heater ramps the temperature linearly at ``oven_heat_rate_c_s`` up to
@@ -41,6 +41,7 @@ from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError
 
 MOTOR_ID = 'CONV_M1'
 TRAIL_ID = 'CONV_T1_TRAIL'
+LIGHT_CLEAR, LIGHT_BLOCKED = 0.9, 0.1  # received light of a light barrier
 BELT_TRAVEL_LIMIT_MM = 1e9  # the roller turns without end stops
 
 
@@ -92,8 +93,11 @@ class Conveyor(Station):
         )
         self.barriers = dict(zip(config.barrier_ids, config.barrier_positions_mm, strict=True))
         self.targets = dict(zip(config.barrier_targets, config.barrier_ids, strict=True))
-        for sensor_id in (*config.barrier_ids, TRAIL_ID):
-            self.parts.sensors[sensor_id] = Sensor(sensor_id=sensor_id, triggered_value=0.0)
+        for sensor_id in config.barrier_ids:
+            self.parts.sensors[sensor_id] = Sensor(
+                sensor_id=sensor_id, noise=config.barrier_noise, triggered_value=LIGHT_BLOCKED
+            )
+        self.parts.sensors[TRAIL_ID] = Sensor(sensor_id=TRAIL_ID)
         self.belt_mm = 0.0
         self.belt_speed_mm_s = 0.0
         self.workpiece: Workpiece | None = None
@@ -218,7 +222,8 @@ class Conveyor(Station):
         c = self.config
         for sensor_id, at in self.barriers.items():
             seen = self.workpiece is not None and abs(self.workpiece_mm - at) <= c.barrier_window_mm
-            self.parts.sensors[sensor_id].update(seen, 0.0 if seen else 1.0, dt, self._rng)
+            light = LIGHT_BLOCKED if seen else LIGHT_CLEAR
+            self.parts.sensors[sensor_id].update(seen, light, dt, self._rng)
         phase = (self.belt_mm % c.trail_pitch_mm) / c.trail_pitch_mm
         self.parts.sensors[TRAIL_ID].update(phase < 0.5, phase, dt, self._rng)
 

@@ -145,10 +145,12 @@ class Hbw(Station):
             'calibrate': self._plan_calibrate,
         }
 
-    def _travel(self, to: tuple[float, float, float]) -> list[Step]:
-        """Fork in, X and Y together, then the fork out to ``to``'s Z."""
+    def _travel(self, to: tuple[float, float, float], *, carrying: bool = False) -> list[Step]:
+        """Fork in (to the carry position with a workpiece), X and Y together, then the fork
+        to ``to``'s Z."""
         x, y, z = to
-        return [self._move(z=self.config.z_retracted_mm), self._move(x=x, y=y), self._move(z=z)]
+        z_in = self.config.z_carry_mm if carrying else self.config.z_retracted_mm
+        return [self._move(z=z_in), self._move(x=x, y=y), self._move(z=z)]
 
     def _plan_move(self, target: str, _wp: Workpiece | None, _value: float) -> list[Step]:
         return self._travel(self._named(target))
@@ -164,7 +166,7 @@ class Hbw(Station):
             *self._travel((x, y, z)),
             self._move(y=y + c.lift_mm),
             self._do(lambda: self._take_from(slot)),
-            *self._travel(self._named('handoff')),
+            *self._travel(self._named('handoff'), carrying=True),
             self._do(self._hand_over),
         ]
 
@@ -181,7 +183,7 @@ class Hbw(Station):
         fetch = [*self._travel(self._named('handoff')), self._do(lambda: self._take(wp))]
         return [
             *([] if self.fork else fetch),
-            *self._travel((x, y + c.lift_mm, z)),
+            *self._travel((x, y + c.lift_mm, z), carrying=True),
             self._move(y=y),
             self._do(lambda: self._put_into(slot)),
             self._move(z=c.z_retracted_mm),

@@ -19,7 +19,8 @@ T_inf = T_amb + P·R_th.
 Health in [0, 1] only decreases (``maintain`` resets it): per running hour
 ``wear_per_running_h``·load, per start ``wear_per_start``, per hour and kelvin above
 ``wear_temperature_c``, per hour and ampere above ``current_limit_a``, plus fault terms
-(bearing wear; motor failure pulls health toward ``failed_health`` with ``failure_tau_s``).
+(bearing wear). A failing motor (MOTOR_FAILURE) instead loses health as
+h ← h_f + (h - h_f)·exp(-dt / ``failure_tau_s``) toward h_f = ``failed_health``, where it sits.
 """
 
 from __future__ import annotations
@@ -108,9 +109,9 @@ class Motor:
             self._since_start_s = 0.0
             self.health = max(0.0, self.health - self.config.wear_per_start)
         self.direction = direction
-        if direction == 0:
-            self.current_a = self.config.idle_current_a  # the driver cuts the armature current
         self.load = load
+        a, b = self._current_terms()  # the current follows a command at once (small inductance)
+        self.current_a = a + b * math.exp(-self._since_start_s / self.config.inrush_tau_s)
 
     def maintain(self) -> None:
         """Maintenance: restore health to 1 (the only way health goes up)."""
@@ -148,17 +149,23 @@ class Motor:
         decay = math.exp(-dt / (c.thermal_resistance_k_w * c.thermal_capacity_j_k))
         self.temperature_c = t_inf + (self.temperature_c - t_inf) * decay
 
+        if self.running:
+            self.runtime_s += dt
+        self.health = min(self.health, max(0.0, self._worn_health(charge / dt, dt)))
+        self._since_start_s += dt
+
+    def _worn_health(self, mean_current_a: float, dt: float) -> float:
+        """Health after ``dt``; a failing motor follows its collapse instead of the wear terms."""
+        c = self.config
+        if self.failed:
+            excess = max(0.0, self.health - c.failed_health)
+            return self.health - excess * (1.0 - math.exp(-dt / c.failure_tau_s))
         wear_per_h = max(0.0, self.temperature_c - c.wear_temperature_c) * c.wear_per_kelvin_h
-        wear_per_h += max(0.0, charge / dt - c.current_limit_a) * c.wear_per_overcurrent_ah
+        wear_per_h += max(0.0, mean_current_a - c.current_limit_a) * c.wear_per_overcurrent_ah
         if self.running:
             wear_per_h += c.wear_per_running_h * self.load
             wear_per_h += c.bearing_wear_per_h * self.fault_magnitude(FaultKind.BEARING_WEAR)
-            self.runtime_s += dt
-        health = self.health - wear_per_h * dt / 3600.0
-        if self.failed and health > c.failed_health:
-            health = c.failed_health + (health - c.failed_health) * math.exp(-dt / c.failure_tau_s)
-        self.health = min(self.health, max(0.0, health))
-        self._since_start_s += dt
+        return self.health - wear_per_h * dt / 3600.0
 
     def snapshot(self, encoder_pulses: int = 0) -> MotorSnapshot:
         return MotorSnapshot(
