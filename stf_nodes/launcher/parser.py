@@ -29,7 +29,7 @@ from stf_nodes.launcher.model import ArgDecl, LaunchDescription, LaunchError, No
 from stf_nodes.launcher.substitutions import Context, substitute
 
 _CONDITIONS = frozenset({'if', 'unless'})
-# Attributes each element accepts (besides if/unless) and the children it may hold.
+# Attributes each element accepts (besides if/unless), required ones, and allowed children.
 _ATTRIBUTES = {
     'launch': {'version'},
     'arg': {'name', 'default', 'description'},
@@ -62,6 +62,19 @@ _CHILDREN = {
     'node': ('param', 'remap', 'env'),
     'include': ('arg',),
     'arg': ('choice',),
+}
+_REQUIRED = {
+    'arg': ('name',),
+    'include/arg': ('name', 'value'),
+    'choice': ('value',),
+    'let': ('name', 'value'),
+    'node': ('pkg', 'exec'),
+    'remap': ('from', 'to'),
+    'env': ('name', 'value'),
+    'set_env': ('name', 'value'),
+    'include': ('file',),
+    'push_ros_namespace': ('namespace',),
+    'push-ros-namespace': ('namespace',),
 }
 _NAME_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _OUTPUTS = ('screen', 'log', 'both')
@@ -179,7 +192,32 @@ def _read_xml(path: Path) -> _Element:
         raise LaunchError(
             f'{path}:{roots[0].line}: root element must be <launch>, not <{roots[0].tag}>'
         )
+    _validate(roots[0], path)
     return roots[0]
+
+
+def _validate(element: _Element, path: Path, parent: str | None = None) -> None:
+    """Reject unknown tags and attributes and missing required attributes, in the whole tree
+    (disabled branches too, so a typo never hides behind a false condition)."""
+    where = f'{path}:{element.line}'
+    if parent is not None and element.tag not in _CHILDREN.get(parent, ()):
+        allowed = ', '.join(f'<{tag}>' for tag in _CHILDREN.get(parent, ())) or 'none'
+        raise LaunchError(
+            f'{where}: unknown tag <{element.tag}> in <{parent}> (allowed: {allowed})'
+        )
+    key = 'include/arg' if parent == 'include' else element.tag
+    attributes = _ATTRIBUTES[key] | (_CONDITIONS if key not in ('launch', 'choice') else set())
+    for name in element.attrib:
+        if name not in attributes:
+            allowed = ', '.join(sorted(attributes))
+            raise LaunchError(
+                f'{where}: unknown attribute {name!r} on <{element.tag}> (allowed: {allowed})'
+            )
+    for name in _REQUIRED.get(key, ()):
+        if name not in element.attrib:
+            raise LaunchError(f'{where}: <{element.tag}> needs a {name!r} attribute')
+    for child in element.children:
+        _validate(child, path, element.tag)
 
 
 class _Interpreter:
@@ -189,15 +227,7 @@ class _Interpreter:
         self.nodes: list[NodeSpec] = []
         self.declared: set[str] = set()
         self._include_depth = 0
-
-    def run_file(self, path: Path, scope: _Scope) -> None:
-        root = _read_xml(path)
-        self.declared.update(arg.name for arg in declared_arguments(path))
-        self._check(root, path, 'launch')
-        self._actions(root, path, scope)
-
-    def _actions(self, parent: _Element, path: Path, scope: _Scope) -> None:
-        handlers: dict[str, Callable[[_Element, Path, _Scope], None]] = {
+        self._handlers: dict[str, Callable[[_Element, Path, _Scope], None]] = {
             'arg': self._arg,
             'let': self._let,
             'node': self._node,
@@ -207,46 +237,16 @@ class _Interpreter:
             'push-ros-namespace': self._push_namespace,
             'set_env': self._set_env,
         }
-        for element in parent.children:
-            self._check(element, path, element.tag, parent.tag)
-            if self._enabled(element, path, scope):
-                handlers[element.tag](element, path, scope)
 
-    def _check(self, element: _Element, path: Path, key: str, parent: str | None = None) -> None:
-        """Reject unknown tags and attributes and missing required attributes."""
-        where = f'{path}:{element.line}'
-        if parent is not None and element.tag not in _CHILDREN[parent]:
-            allowed = ', '.join(f'<{tag}>' for tag in _CHILDREN[parent])
-            raise LaunchError(
-                f'{where}: unknown tag <{element.tag}> in <{parent}> (allowed: {allowed})'
-            )
-        attributes = _ATTRIBUTES[key] | (_CONDITIONS if key != 'launch' else set())
-        for name in element.attrib:
-            if name not in attributes:
-                allowed = ', '.join(sorted(attributes))
-                raise LaunchError(
-                    f'{where}: unknown attribute {name!r} on <{element.tag}> (allowed: {allowed})'
-                )
-        required = {
-            'arg': ('name',),
-            'include/arg': ('name', 'value'),
-            'choice': ('value',),
-            'let': ('name', 'value'),
-            'node': ('pkg', 'exec'),
-            'remap': ('from', 'to'),
-            'env': ('name', 'value'),
-            'set_env': ('name', 'value'),
-            'include': ('file',),
-            'push_ros_namespace': ('namespace',),
-            'push-ros-namespace': ('namespace',),
-        }.get(key, ())
-        for name in required:
-            if name not in element.attrib:
-                raise LaunchError(f'{where}: <{element.tag}> needs a {name!r} attribute')
-        child_key = 'include/arg' if key == 'include' else None
-        if element.tag in ('node', 'include', 'arg'):
-            for child in element.children:
-                self._check(child, path, child_key or child.tag, element.tag)
+    def run_file(self, path: Path, scope: _Scope) -> None:
+        root = _read_xml(path)
+        self.declared.update(arg.name for arg in declared_arguments(path))
+        self._actions(root, path, scope)
+
+    def _actions(self, parent: _Element, path: Path, scope: _Scope) -> None:
+        for element in parent.children:
+            if self._enabled(element, path, scope):
+                self._handlers[element.tag](element, path, scope)
 
     def _value(
         self, element: _Element, name: str, path: Path, scope: _Scope, default: str = ''

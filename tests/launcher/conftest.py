@@ -143,7 +143,7 @@ class Launcher:
         (directory / 'fake_router.py').write_text(FAKE_ROUTER)
         (directory / 'driver.py').write_text(DRIVER)
         self.mapping = {'fake_node': [sys.executable, str(directory / 'fake_node.py')]}
-        self.router = [sys.executable, str(directory / 'fake_router.py')]
+        self.router: list[str] | None = [sys.executable, str(directory / 'fake_router.py')]
         self.runs: list[LaunchRun] = []
 
     def write(self, body: str, name: str = 'test.launch.xml') -> Path:

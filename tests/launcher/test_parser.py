@@ -270,6 +270,12 @@ def test_errors_in_included_files_name_that_file(tmp_path: Path) -> None:
         ('<group>\n<executable cmd="ls"/></group>', 4, 'unknown tag <executable>'),
         ('<node pkg="p" exec="e" bogus="1"/>', 3, "unknown attribute 'bogus' on <node>"),
         ('<group forwarding="false"/>', 3, "unknown attribute 'forwarding'"),
+        ('<group if="false">\n<node pkg="p" exec="e" nmae="x"/></group>', 4, "attribute 'nmae'"),
+        (
+            '<node pkg="p" exec="e"><param name="a" value="1"><x/></param></node>',
+            3,
+            '(allowed: none)',
+        ),
         ('<node pkg="p"/>', 3, "<node> needs a 'exec' attribute"),
         ('<include file="nope.launch.xml"/>', 3, 'included file not found'),
         ('<node pkg="p" exec="e"><param from="nope.yaml"/></node>', 3, 'parameters file not found'),

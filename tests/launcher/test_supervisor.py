@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -243,3 +245,32 @@ def test_default_and_bare_file_names_are_found_in_the_package(
     output = io.StringIO()
     assert launch_main(['-s', 'fleet.launch.xml'], output=output) == 0
     assert "'count'" in output.getvalue()
+
+
+def test_real_stf_router_is_started(launcher: Launcher) -> None:
+    if importlib.util.find_spec('stf_nodes.cli.__main__') is None:
+        pytest.skip('stf router is not available yet')
+    launcher.router = None  # the default: python -m stf_nodes.cli router
+    port = free_port()
+    run = launcher.start(
+        str(launcher.write(node('a', 'exit_after=0.5'))),
+        env={'ZENOH_ROUTER': f'tcp/127.0.0.1:{port}'},
+    )
+    assert run.finish(timeout=30)[0] == 0
+    assert any(line.startswith('[router] ') for line in run.lines)
+    assert '[a] a up pid=' in '\n'.join(run.lines)
+    assert not port_open('127.0.0.1', port)
+
+
+def test_stf_launch_command_smoke() -> None:
+    if importlib.util.find_spec('stf_nodes.cli.__main__') is None:
+        pytest.skip('the stf command is not available yet')
+    # Options after FILE: the stf dispatcher's argparse REMAINDER does not pass a leading option.
+    result = subprocess.run(
+        [sys.executable, '-m', 'stf_nodes.cli', 'launch', 'fleet.launch.xml', '--show-args'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'count'" in result.stdout
