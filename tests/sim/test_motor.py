@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -93,7 +94,7 @@ def test_health_only_decreases_until_maintenance() -> None:
         motor.command(0)
         run(motor, 0.5, 0.1)
         history.append(motor.health)
-    assert all(b <= a for a, b in zip(history, history[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(history))
     assert history[-1] < 1.0
     assert motor.start_count == 50
     motor.maintain()
