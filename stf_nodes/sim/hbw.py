@@ -38,7 +38,7 @@ from stf_nodes.sim.model import (
 )
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
-from stf_nodes.sim.station import Planner, Station, Step
+from stf_nodes.sim.station import Planner, Station, Step, parse_coordinates
 
 AXES = ('x', 'y', 'z')
 MOTOR_IDS = {'x': 'HBW_M1_X', 'y': 'HBW_M2_Y', 'z': 'HBW_M3_Z'}
@@ -122,11 +122,9 @@ class Hbw(Station):
         if target in named:
             x, y, z = named[target]
             return x, y, z
-        if target[:1].isdigit():
-            try:
-                x, y, z = (float(v) for v in target.split(','))
-            except ValueError:
-                raise TaskRefused(f'coordinates must be "x,y,z" in mm, got {target!r}') from None
+        coordinates = parse_coordinates(target, 'xyz')
+        if coordinates is not None:
+            x, y, z = coordinates
             return x, y, z
         return self.slot_position(target)
 

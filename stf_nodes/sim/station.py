@@ -36,6 +36,19 @@ Step = Iterator[float]
 Planner = Callable[[str, Workpiece | None, float], list[Step]]
 
 
+def parse_coordinates(target: str, axes: str) -> tuple[float, ...] | None:
+    """``"x,y,z"``-style coordinates in mm for ``axes`` (e.g. ``'xyz'``), None for a name."""
+    if not target[:1].isdigit():
+        return None
+    values = target.split(',')
+    try:
+        if len(values) == len(axes):
+            return tuple(float(v) for v in values)
+    except ValueError:
+        pass
+    raise TaskRefused(f'coordinates must be "{",".join(axes)}" in mm, got {target!r}')
+
+
 class TaskFailedError(Exception):
     """Raised inside a step to fail the running task with a message."""
 
@@ -108,7 +121,7 @@ class Station(ABC):
 
     def _physics(self, dt: float) -> None:
         """Move axes and integrate every motor; stations add their own processes."""
-        driven = set()
+        driven: set[str] = set()
         for axis in self.parts.axes.values():
             axis.step(dt)
             driven.add(axis.motor.motor_id)

@@ -30,7 +30,7 @@ from stf_nodes.sim.model import Pose, TaskRefused, VgrSnapshot, Workpiece
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.sensors import Sensor
-from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError
+from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError, parse_coordinates
 
 PRESSURE_ID = 'VGR_P1_VACUUM'
 
@@ -93,11 +93,9 @@ class Vgr(Station):
     def _position(self, target: str) -> tuple[float, float]:
         if target in self.positions:
             return self.positions[target]
-        if target[:1].isdigit():
-            try:
-                x, z = (float(v) for v in target.split(','))
-            except ValueError:
-                raise TaskRefused(f'coordinates must be "x,z" in mm, got {target!r}') from None
+        coordinates = parse_coordinates(target, 'xz')
+        if coordinates is not None:
+            x, z = coordinates
             return x, z
         raise TaskRefused(f'unknown position {target!r}; known: {", ".join(self.positions)}')
 

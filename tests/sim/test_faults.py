@@ -9,6 +9,7 @@ from stf_nodes.sim import (
     FaultRefused,
     Flavor,
     Hbw,
+    MotorSnapshot,
     Station,
     StationState,
     TaskStatus,
@@ -21,7 +22,7 @@ from .harness import DT, finish, run
 COOKIE = Workpiece('WP100', Flavor.CHOCO)
 
 
-def motor(station: Station, motor_id: str) -> object:
+def motor(station: Station, motor_id: str) -> MotorSnapshot:
     return next(m for m in station.snapshot().motors if m.motor_id == motor_id)
 
 
@@ -60,11 +61,11 @@ def test_motor_faults_raise_running_current_and_heat(
     transport(healthy, None)
     transport(faulty, (kind, magnitude))
     good, bad = motor(healthy, 'CONV_M1'), motor(faulty, 'CONV_M1')
-    assert good.current_a == pytest.approx(1.2, abs=0.02)  # type: ignore[attr-defined]
-    assert bad.current_a == pytest.approx(current_a, abs=0.02)  # type: ignore[attr-defined]
-    assert bad.fault == kind  # type: ignore[attr-defined]
-    assert bad.temperature_c > good.temperature_c  # type: ignore[attr-defined]
-    assert bad.health < good.health  # type: ignore[attr-defined]
+    assert good.current_a == pytest.approx(1.2, abs=0.02)
+    assert bad.current_a == pytest.approx(current_a, abs=0.02)
+    assert bad.fault == kind
+    assert bad.temperature_c > good.temperature_c
+    assert bad.health < good.health
 
 
 def test_motor_failure_collapses_health_and_blocks_station() -> None:
@@ -72,10 +73,10 @@ def test_motor_failure_collapses_health_and_blocks_station() -> None:
     transport(conveyor, ('MOTOR_FAILURE', 4.5), seconds=100.0)
     snap = conveyor.snapshot()
     assert snap.state is StationState.ERROR
-    assert motor(conveyor, 'CONV_M1').health == pytest.approx(0.4, abs=0.01)  # type: ignore[attr-defined]
+    assert motor(conveyor, 'CONV_M1').health == pytest.approx(0.4, abs=0.01)
     conveyor.clear_fault('CONV_M1')
     assert conveyor.state is StationState.READY
-    assert motor(conveyor, 'CONV_M1').health < 0.41  # type: ignore[attr-defined]
+    assert motor(conveyor, 'CONV_M1').health < 0.41
 
 
 def test_stall_keeps_motor_powered_without_motion_and_times_out() -> None:
@@ -84,13 +85,13 @@ def test_stall_keeps_motor_powered_without_motion_and_times_out() -> None:
     hbw.start_task('move', target='A1')
     run(hbw, 2.0)
     x = motor(hbw, 'HBW_M1_X')
-    assert x.running and x.current_a == pytest.approx(2.5)  # type: ignore[attr-defined]
+    assert x.running and x.current_a == pytest.approx(2.5)
     assert hbw.snapshot().position[0] == 400.0
     report = finish(hbw)
     # planned 3.2 s (300 mm) → budget 2 · 3.2 + 1 s
     assert report.status is TaskStatus.FAILED and 'timed out' in report.message
     assert 'HBW_M1_X' in report.message
-    assert not motor(hbw, 'HBW_M1_X').running  # type: ignore[attr-defined]
+    assert not motor(hbw, 'HBW_M1_X').running
     assert hbw.time_s == pytest.approx(0.1 + 2 * 3.2 + 1.0, abs=0.2)
 
 
@@ -112,7 +113,7 @@ def test_belt_slip_leaves_workpiece_short_of_target() -> None:
     snap = conveyor.snapshot()
     assert snap.workpiece_position_mm == pytest.approx(10 + 85 * 0.5)
     assert snap.belt_position_mm == pytest.approx(85 * 0.5)
-    assert motor(conveyor, 'CONV_M1').encoder_pulses == round(85 * 18.75)  # type: ignore[attr-defined]
+    assert motor(conveyor, 'CONV_M1').encoder_pulses == round(85 * 18.75)
 
 
 def test_small_belt_slip_still_within_light_barrier_window() -> None:
