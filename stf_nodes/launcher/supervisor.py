@@ -14,7 +14,8 @@ Guarantees:
 - Shutdown (:meth:`Supervisor.request_shutdown`, called from the SIGINT/SIGTERM handlers)
   sends SIGINT to every process group, SIGTERM after ``sigint_timeout``, SIGKILL after a
   further ``sigterm_timeout``, and waits until no member of any group is left, grandchildren
-  included. When a process exits on its own, leftovers in its group are killed at once.
+  included; a second request (Ctrl-C again) skips the rest of the current grace period.
+  When a process exits on its own, leftovers in its group are killed at once.
   A Zenoh router started by the launch is stopped last, the same way.
   Not covered: a child that leaves its process group (``setsid``) or a SIGKILLed launcher.
 """
@@ -145,10 +146,16 @@ class Supervisor:
         self._color = color
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._hurry = threading.Event()  # a repeated request skips the current grace period
         self._children: list[_Child] = []
 
     def request_shutdown(self) -> None:
-        """Ask :meth:`run` to stop everything; safe to call from a signal handler."""
+        """Ask :meth:`run` to stop everything; safe to call from a signal handler.
+
+        Asking again while stopping (a second Ctrl-C) escalates to the next signal at once.
+        """
+        if self._stop.is_set():
+            self._hurry.set()
         self._stop.set()
 
     def log(self, message: str) -> None:
@@ -296,7 +303,9 @@ class Supervisor:
                 _signal_group(child.popen.pid, number)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self._alive(live):
-                time.sleep(_POLL_S)
+                if self._hurry.wait(_POLL_S):
+                    self._hurry.clear()
+                    break
         for child in self._alive(live):
             self.log(f'could not stop {child.spec.label} (pid {child.popen.pid})')
 

@@ -274,3 +274,17 @@ def test_stf_launch_command_smoke() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "'count'" in result.stdout
+
+
+def test_second_ctrl_c_escalates_at_once(launcher: Launcher) -> None:
+    body = node('stubborn', 'ignore_sigint=1')
+    run = launcher.start(NO_ROUTER, '--sigint-timeout', '60', str(launcher.write(body)))
+    run.wait_for(r'^\[stubborn\] stubborn up')
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    run.wait_for(r'^\[launch\] shutdown requested')
+    time.sleep(0.3)
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish(timeout=10)[0] == 0
+    assert time.monotonic() - started < 10
+    assert '[launch] sending SIGTERM to stubborn' in run.lines
