@@ -10,7 +10,9 @@ Scoping follows ROS 2: a ``<group>`` (scoped by default) and an ``<include>`` se
 launch configurations, namespace and environment, and what they set does not leak out. An
 ``<arg>`` takes an already set configuration (command line or include argument) first, then its
 default. Relative paths are relative to the working directory, as in ``ros2 launch``; use
-``$(dirname)`` or ``$(find-pkg-share ...)`` for paths next to a launch file.
+``$(dirname)`` or ``$(find-pkg-share ...)`` for paths next to a launch file. ``output`` is
+validated and kept in :class:`NodeSpec`, but ``stf launch`` prints every node's output
+(prefixed) whatever it says; there are no per-node log files.
 """
 
 from __future__ import annotations
