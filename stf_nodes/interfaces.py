@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
+import struct
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -332,27 +333,46 @@ def get_service(name: str) -> ServiceType:
 # CDR
 
 
+@cache
+def _codec(full: str) -> Any:
+    """rosbags' generated codec of a type, built after our classes are in the store."""
+    get_message_class(full)
+    return _store().get_msgdef(full)
+
+
+def _encode(message: Any) -> bytes:
+    store = _store()
+    codec = _codec(message.__msgtype__)
+    raw = bytearray(4 + codec.getsize_cdr(0, message, store))
+    raw[1] = 1  # encapsulation CDR_LE
+    codec.serialize_cdr_le(memoryview(raw)[4:], 0, message, store)
+    return bytes(raw)
+
+
 def serialize(message: Any) -> bytes:
     """CDR (little endian, with the 4-byte encapsulation header) of a generated message."""
-    store = _store()
     try:
-        return bytes(store.serialize_cdr(message, message.__msgtype__))
-    except (AttributeError, TypeError, ValueError, OverflowError):
+        return _encode(message)
+    except (AttributeError, TypeError, ValueError, OverflowError, IndexError, SerdeError):
         # Plain lists in primitive-sequence fields, or wrong types: normalise through the
         # validating converter, which names the offending field, then encode.
-        return bytes(
-            store.serialize_cdr(
-                from_data(message.__msgtype__, to_data(message)), message.__msgtype__
-            )
-        )
+        return _encode(from_data(message.__msgtype__, to_data(message)))
 
 
 def deserialize(data: bytes | memoryview, name: str) -> Any:
     """Decode CDR bytes (with encapsulation header) into a message; raises SerdeError."""
-    store = _store()
-    full = _normalize_name(name)
-    get_message_class(full)
-    return store.deserialize_cdr(data, full)
+    if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
+        raise SerdeError('invalid or unsupported CDR encapsulation header')
+    if data[1] == 0:  # big endian: rare, take rosbags' general path
+        return _store().deserialize_cdr(data, _normalize_name(name))
+    codec = _codec(_normalize_name(name))
+    try:
+        message, pos = codec.deserialize_cdr_le(memoryview(data)[4:], 0, codec.cls, _store())
+    except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
+        raise SerdeError(f'could not deserialize {name}: {exc}') from exc
+    if pos + 4 + 3 < len(data):
+        raise SerdeError(f'{len(data) - pos - 4} trailing bytes after {name}')
+    return message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -141,12 +141,6 @@ def cmd_router(args: argparse.Namespace) -> int:
     return run_router()
 
 
-def cmd_launch(args: argparse.Namespace) -> int:
-    from stf_nodes.launcher import launch_main
-
-    return launch_main(args.rest)
-
-
 def cmd_node_list(args: argparse.Namespace) -> int:
     with _cli_node() as node:
         for name, namespace in node.context.graph.node_names_and_namespaces():
@@ -384,9 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='stf', description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest='verb', required=True, metavar='VERB')
 
-    launch = verbs.add_parser('launch', help='run a ROS 2 XML launch file', add_help=False)
-    launch.add_argument('rest', nargs=argparse.REMAINDER)
-    launch.set_defaults(func=cmd_launch)
+    verbs.add_parser('launch', help='run a ROS 2 XML launch file (stf launch --help)')
     verbs.add_parser('router', help='run a Zenoh router (like rmw_zenohd)').set_defaults(
         func=cmd_router
     )
@@ -487,9 +479,15 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    if args.verb != 'launch':
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['launch']:
+        # `stf launch` owns its whole command line (options may come first, like
+        # `stf launch --show-args FILE`) and its own signal handling.
+        from stf_nodes.launcher import launch_main
+
+        return launch_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         return args.func(args)
     except CliError as exc:

@@ -161,6 +161,37 @@ class _Endpoint:
             self._token = None
 
 
+class _Inbox(_Endpoint):
+    """An endpoint that receives work (samples, queries) for its node's executor.
+
+    Zenoh delivers on its own Python threads (indirect callbacks, so a blocking user callback
+    never stalls Zenoh's network threads). The item is queued, then run right there if the
+    executor is spinning and idle, or else handed to the executor: callbacks of one executor
+    never overlap, and an idle executor adds no thread hand-off to the latency.
+    """
+
+    def _init_inbox(self, maxlen: int | None) -> None:
+        self._inbox: collections.deque[Any] = collections.deque(maxlen=maxlen)
+        self.posted = False
+
+    def _receive(self, item: Any) -> None:
+        self._inbox.append(item)
+        self.node._deliver(self)
+
+    def execute(self) -> None:
+        """Handle everything queued (KEEP_LAST may have dropped the oldest meanwhile)."""
+        self.posted = False
+        for _ in range(len(self._inbox)):
+            try:
+                item = self._inbox.popleft()
+            except IndexError:
+                return
+            self._handle(item)
+
+    def _handle(self, item: Any) -> None:
+        raise NotImplementedError
+
+
 class Publisher(_Endpoint):
     kind = names.PUBLISHER
 
@@ -216,7 +247,7 @@ class Publisher(_Endpoint):
         self._publisher.undeclare()
 
 
-class Subscription(_Endpoint):
+class Subscription(_Inbox):
     kind = names.SUBSCRIPTION
 
     def __init__(
@@ -233,11 +264,11 @@ class Subscription(_Endpoint):
         super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
         self.callback = callback
         self.raw = raw
-        self._queue: collections.deque[bytes] = collections.deque(
-            maxlen=qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
+        self._init_inbox(
+            qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
         )
         session = node.context.session
-        handler = zenoh.handlers.Callback(self._on_sample, indirect=False)
+        handler = zenoh.handlers.Callback(self._on_sample)
         if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
             self._subscriber = zenoh.ext.declare_advanced_subscriber(
                 session,
@@ -253,14 +284,9 @@ class Subscription(_Endpoint):
         self._announce()
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
-        self._queue.append(sample.payload.to_bytes())
-        self.node._post(self)
+        self._receive(sample.payload.to_bytes())
 
-    def execute(self) -> None:
-        try:
-            payload = self._queue.popleft()
-        except IndexError:
-            return  # dropped by KEEP_LAST before the executor got to it
+    def _handle(self, payload: bytes) -> None:
         if len(payload) > MAX_MESSAGE_BYTES:
             self._drop(f'message of {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})')
             return
@@ -282,7 +308,7 @@ class Subscription(_Endpoint):
         self._subscriber.undeclare()
 
 
-class Service(_Endpoint):
+class Service(_Inbox):
     kind = names.SERVICE
 
     def __init__(
@@ -296,21 +322,16 @@ class Service(_Endpoint):
         super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
         self.srv_type = srv_type
         self.callback = callback
-        self._queue: collections.deque[zenoh.Query] = collections.deque()
+        self._init_inbox(None)
         self._queryable = node.context.session.declare_queryable(
-            self.keyexpr, zenoh.handlers.Callback(self._on_query, indirect=False), complete=True
+            self.keyexpr, zenoh.handlers.Callback(self._on_query), complete=True
         )
         self._announce()
 
     def _on_query(self, query: zenoh.Query) -> None:
-        self._queue.append(query)
-        self.node._post(self)
+        self._receive(query)
 
-    def execute(self) -> None:
-        try:
-            query = self._queue.popleft()
-        except IndexError:
-            return
+    def _handle(self, query: zenoh.Query) -> None:
         try:
             self._answer(query)
         finally:
@@ -382,72 +403,91 @@ class Client(_Endpoint):
         graph = self.node.context.graph
         return graph.wait_for(lambda g: g.count(self.name, names.SERVICE) > 0, timeout_sec)
 
-    def call_async(self, request: Any, *, timeout_sec: float = 60.0) -> Future:
+    def _encode(self, request: Any) -> tuple[bytes, bytes]:
+        """The request's CDR and a fresh attachment (next sequence number)."""
         if getattr(request, '__msgtype__', None) != self.srv_type.Request.__msgtype__:
             raise TypeError(
                 f'{self.name} expects {self.srv_type.name} requests, got {type(request).__name__}'
             )
-        payload = interfaces.serialize(request)
-        future = Future()
-        deadline = time.monotonic() + timeout_sec
-        self._query(payload, future, deadline)
-        return future
-
-    def _query(self, payload: bytes, future: Future, deadline: float) -> None:
         with self._lock:
             self._sequence += 1
-            attachment = make_attachment(self._sequence, self.gid)
-        answered = threading.Event()
+            return interfaces.serialize(request), make_attachment(self._sequence, self.gid)
 
-        def on_reply(reply: zenoh.Reply) -> None:
-            answered.set()
-            if reply.ok is not None:
-                try:
-                    response = interfaces.deserialize(
-                        reply.ok.payload.to_bytes(), self.srv_type.Response.__msgtype__
-                    )
-                except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
-                    future.set_exception(ServiceError(f'{self.name}: malformed reply ({exc})'))
-                    return
-                future.set_result(response)
-            else:
-                message = reply.err.payload.to_bytes().decode(errors='replace')
-                future.set_exception(ServiceError(f'{self.name}: server error: {message}'))
+    def _decode(self, reply: zenoh.Reply) -> Any:
+        if reply.ok is None:
+            message = reply.err.payload.to_bytes().decode(errors='replace')
+            raise ServiceError(f'{self.name}: server error: {message}')
+        try:
+            return interfaces.deserialize(
+                reply.ok.payload.to_bytes(), self.srv_type.Response.__msgtype__
+            )
+        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            raise ServiceError(f'{self.name}: malformed reply ({exc})') from exc
 
-        def on_done() -> None:
-            if answered.is_set() or future.done():
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                future.set_exception(TimeoutError(f'service {self.name} did not answer in time'))
-            elif self.service_is_ready():
-                timer = threading.Timer(
-                    min(self.RETRY_INTERVAL_S, remaining), self._query, (payload, future, deadline)
-                )
-                timer.daemon = True
-                timer.start()
-            else:
-                future.set_exception(
-                    ServiceError(f'no server for service {self.name} ({self.srv_type.name})')
-                )
-
-        self.node.context.session.get(
+    def _get(self, payload: bytes, attachment: bytes, timeout_s: float, handler: Any) -> Any:
+        return self.node.context.session.get(
             self.keyexpr,
-            zenoh.handlers.Callback(on_reply, on_done, indirect=False),
+            handler,
             payload=payload,
             attachment=attachment,
             target=zenoh.QueryTarget.ALL_COMPLETE,
             consolidation=zenoh.ConsolidationMode.NONE,
-            timeout=max(deadline - time.monotonic(), 0.001),
+            timeout=max(timeout_s, 0.001),
         )
+
+    def _unanswered(self, deadline: float) -> Exception | None:
+        """After a query no server answered: the error to raise, or None to retry."""
+        if time.monotonic() >= deadline:
+            return TimeoutError(f'service {self.name} did not answer in time')
+        if not self.service_is_ready():
+            return ServiceError(f'no server for service {self.name} ({self.srv_type.name})')
+        return None
 
     def call(self, request: Any, timeout_sec: float | None = 10.0) -> Any:
         """Call and wait; raises ServiceError (no server, error reply) or TimeoutError."""
-        limit = 3600.0 if timeout_sec is None else timeout_sec
-        future = self.call_async(request, timeout_sec=limit)
-        if not future.wait(limit + 1.0):
-            raise TimeoutError(f'service {self.name} did not answer within {limit:g} s')
-        return future.result()
+        deadline = time.monotonic() + (3600.0 if timeout_sec is None else timeout_sec)
+        while True:
+            payload, attachment = self._encode(request)
+            for reply in self._get(payload, attachment, deadline - time.monotonic(), None):
+                return self._decode(reply)
+            error = self._unanswered(deadline)
+            if error is not None:
+                raise error
+            time.sleep(self.RETRY_INTERVAL_S)
+
+    def call_async(self, request: Any, *, timeout_sec: float = 60.0) -> Future:
+        future = Future()
+        self._call_async(request, future, time.monotonic() + timeout_sec)
+        return future
+
+    def _call_async(self, request: Any, future: Future, deadline: float) -> None:
+        payload, attachment = self._encode(request)
+
+        def on_reply(reply: zenoh.Reply) -> None:
+            try:
+                future.set_result(self._decode(reply))
+            except ServiceError as exc:
+                future.set_exception(exc)
+
+        def on_done() -> None:
+            if future.done():
+                return
+            error = self._unanswered(deadline)
+            if error is not None:
+                future.set_exception(error)
+                return
+            retry = threading.Timer(
+                self.RETRY_INTERVAL_S, self._call_async, (request, future, deadline)
+            )
+            retry.daemon = True
+            retry.start()
+
+        self._get(
+            payload,
+            attachment,
+            deadline - time.monotonic(),
+            zenoh.handlers.Callback(on_reply, on_done, indirect=False),
+        )
 
 
 class Timer:

@@ -1,8 +1,10 @@
 """Executors: run the callbacks of one or more nodes, one at a time (rclpy's model).
 
-Entities post themselves to their node's executor when work arrives (a sample, a query);
-the executor runs one item per `spin_once`, and timers when they are due on their clock.
-Nodes that were not yet added to an executor keep their posts until they are.
+Callbacks of one executor never overlap: every callback runs holding the executor's run
+lock. While the executor spins and is idle, work that arrives (a sample, a query) runs at once
+on the Zenoh thread that delivered it; otherwise the entity is queued and the spinning thread
+runs it. Timers run on the spinning thread when due on their clock. Nodes that were not yet
+added to an executor keep their work until they are.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class SingleThreadedExecutor:
         self._nodes: list[Node] = []
         self._work: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._spinning = 0
         self._stopped = False
 
     def add_node(self, node: Node) -> None:
@@ -60,6 +64,16 @@ class SingleThreadedExecutor:
         """Queue work from any thread."""
         self._work.put(item)
 
+    def run_inline(self, entity: Any) -> bool:
+        """Run `entity` on the calling thread if the executor spins and is idle."""
+        if not self._spinning or not self._run_lock.acquire(blocking=False):
+            return False
+        try:
+            entity.execute()
+        finally:
+            self._run_lock.release()
+        return True
+
     def wake(self) -> None:
         self._work.put(_WAKE)
 
@@ -72,7 +86,8 @@ class SingleThreadedExecutor:
                 if remaining is None:
                     continue
                 if remaining <= 0:
-                    timer.execute()
+                    with self._run_lock:
+                        timer.execute()
                     remaining = timer.time_until_next_call_ns()
                     if remaining is None:
                         continue
@@ -84,6 +99,13 @@ class SingleThreadedExecutor:
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
         """Run due timers, then wait up to `timeout_sec` for one work item and run it."""
+        self._spinning += 1
+        try:
+            self._spin_once(timeout_sec)
+        finally:
+            self._spinning -= 1
+
+    def _spin_once(self, timeout_sec: float | None) -> None:
         wait = self._due_timer_wait()
         if timeout_sec is not None:
             wait = timeout_sec if wait is None else min(wait, timeout_sec)
@@ -95,7 +117,8 @@ class SingleThreadedExecutor:
             )
         except queue.Empty:
             return
-        item.execute()
+        with self._run_lock:
+            item.execute()
 
     def spin(self) -> None:
         while self.context.ok and not self._stopped:

@@ -313,16 +313,19 @@ class Node:
             if self._executor is executor:
                 self._executor = None
 
-    def _post(self, item: Any) -> None:
-        executor = self._executor
-        if executor is not None:
-            executor.post(item)
-            return
+    def _deliver(self, entity: Any) -> None:
+        """Work arrived for `entity`: run it now if the executor is idle, else queue it."""
         with self._lock:
-            if self._executor is None:
-                self._backlog.append(item)
+            executor = self._executor
+            if executor is None:
+                if not entity.posted:
+                    entity.posted = True
+                    self._backlog.append(entity)
                 return
-        self._executor.post(item)
+        if executor.run_inline(entity) or entity.posted:
+            return
+        entity.posted = True
+        executor.post(entity)
 
     def _on_clock_change(self) -> None:
         if self._executor is not None:
