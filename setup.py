@@ -9,7 +9,8 @@ from setuptools import setup
 PACKAGE = 'stf_digital_twin'
 
 NODE_SCRIPTS = [
-    # Filled as nodes land: 'hbw_node = stf_nodes.hbw_node:main', ...
+    f'{name}_node = stf_nodes.{name}_node:main'
+    for name in ('hbw', 'vgr', 'conveyor', 'clock')
 ]
 
 setup(

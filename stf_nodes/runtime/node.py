@@ -338,7 +338,7 @@ class Node:
             self._clock.set_sim_time(True)
             self._clock_subscription = self.create_subscription(
                 interfaces.get_message_class('rosgraph_msgs/msg/Clock'),
-                '/clock',
+                'clock',
                 lambda msg: self._clock.set_sim_now(Time.from_msg(msg.clock).nanoseconds),
                 qos_profile_clock,
             )
