@@ -17,12 +17,12 @@ run: $(STAMP)
 	$(BIN)/stf launch $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/ruff check stf_msgs stf_nodes tests bench scripts
+	$(BIN)/ruff check stf_msgs stf_nodes tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check stf_msgs stf_nodes tests bench scripts
-	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench scripts
+	$(BIN)/ruff check stf_msgs stf_nodes tests bench
+	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py

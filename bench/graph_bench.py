@@ -17,6 +17,7 @@ Starts its own router on a free port; prints a table with stf/raw ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -72,10 +73,8 @@ def peer_stf(messages: int) -> None:
     node.create_subscription(interfaces.get_message_class('std_msgs/msg/Empty'), '/bench/go',
                              on_go, 10)
     print('ready', flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         runtime.spin(node)
-    except KeyboardInterrupt:
-        pass
 
 
 def peer_raw(messages: int) -> None:

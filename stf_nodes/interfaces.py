@@ -25,7 +25,7 @@ import dataclasses
 import difflib
 import importlib.resources
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -359,20 +359,37 @@ def serialize(message: Any) -> bytes:
         return _encode(from_data(message.__msgtype__, to_data(message)))
 
 
+@cache
+def decoder(name: str) -> Callable[[bytes | memoryview], Any]:
+    """A function decoding CDR bytes (with encapsulation header) of one type.
+
+    Entities keep it, so the hot path does no name lookups. It raises SerdeError on
+    malformed input.
+    """
+    full = _resolve(name)
+    codec = _codec(full)
+    store = _store()
+    decode_le, cls = codec.deserialize_cdr_le, codec.cls
+
+    def decode(data: bytes | memoryview) -> Any:
+        if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
+            raise SerdeError(f'{full}: invalid or unsupported CDR encapsulation header')
+        if data[1] == 0:  # big endian: rare, take rosbags' general path
+            return store.deserialize_cdr(data, full)
+        try:
+            message, pos = decode_le(memoryview(data)[4:], 0, cls, store)
+        except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
+            raise SerdeError(f'could not deserialize {full}: {exc}') from exc
+        if pos + 4 + 3 < len(data):
+            raise SerdeError(f'{len(data) - pos - 4} trailing bytes after {full}')
+        return message
+
+    return decode
+
+
 def deserialize(data: bytes | memoryview, name: str) -> Any:
     """Decode CDR bytes (with encapsulation header) into a message; raises SerdeError."""
-    if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
-        raise SerdeError('invalid or unsupported CDR encapsulation header')
-    if data[1] == 0:  # big endian: rare, take rosbags' general path
-        return _store().deserialize_cdr(data, _normalize_name(name))
-    codec = _codec(_normalize_name(name))
-    try:
-        message, pos = codec.deserialize_cdr_le(memoryview(data)[4:], 0, codec.cls, _store())
-    except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
-        raise SerdeError(f'could not deserialize {name}: {exc}') from exc
-    if pos + 4 + 3 < len(data):
-        raise SerdeError(f'{len(data) - pos - 4} trailing bytes after {name}')
-    return message
+    return decoder(name)(data)
 
 
 # ---------------------------------------------------------------------------------------------

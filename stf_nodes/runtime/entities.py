@@ -264,6 +264,7 @@ class Subscription(_Inbox):
         super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
         self.callback = callback
         self.raw = raw
+        self._decode = interfaces.decoder(self.type_name)
         self._init_inbox(
             qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
         )
@@ -294,8 +295,8 @@ class Subscription(_Inbox):
             self.callback(payload)
             return
         try:
-            message = interfaces.deserialize(payload, self.type_name)
-        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            message = self._decode(payload)
+        except interfaces.SerdeError as exc:
             self._drop(f'malformed {self.type_name} ({exc})')
             return
         self.callback(message)
@@ -322,6 +323,7 @@ class Service(_Inbox):
         super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
         self.srv_type = srv_type
         self.callback = callback
+        self._decode_request = interfaces.decoder(srv_type.Request.__msgtype__)
         self._init_inbox(None)
         self._queryable = node.context.session.declare_queryable(
             self.keyexpr, zenoh.handlers.Callback(self._on_query), complete=True
@@ -352,8 +354,8 @@ class Service(_Inbox):
             query.reply_err(b'request too large')
             return
         try:
-            request = interfaces.deserialize(payload, self.srv_type.Request.__msgtype__)
-        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            request = self._decode_request(payload)
+        except interfaces.SerdeError as exc:
             self._drop(f'malformed request ({exc})')
             query.reply_err(f'malformed request: {exc}'.encode())
             return
@@ -392,6 +394,7 @@ class Client(_Endpoint):
     ) -> None:
         super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
         self.srv_type = srv_type
+        self._decode_response = interfaces.decoder(srv_type.Response.__msgtype__)
         self._sequence = 0
         self._lock = threading.Lock()
         self._announce()
@@ -418,10 +421,8 @@ class Client(_Endpoint):
             message = reply.err.payload.to_bytes().decode(errors='replace')
             raise ServiceError(f'{self.name}: server error: {message}')
         try:
-            return interfaces.deserialize(
-                reply.ok.payload.to_bytes(), self.srv_type.Response.__msgtype__
-            )
-        except (interfaces.SerdeError, ValueError, IndexError, TypeError) as exc:
+            return self._decode_response(reply.ok.payload.to_bytes())
+        except interfaces.SerdeError as exc:
             raise ServiceError(f'{self.name}: malformed reply ({exc})') from exc
 
     def _get(self, payload: bytes, attachment: bytes, timeout_s: float, handler: Any) -> Any:
