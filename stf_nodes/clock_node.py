@@ -43,6 +43,9 @@ class ClockNode(runtime.Node):
         self._publisher.publish(Clock(clock=now.to_msg()))
 
 
+NODE_CLASS = ClockNode
+
+
 def main(args: list[str] | None = None) -> int:
     return runtime.run_node(ClockNode, args)
 

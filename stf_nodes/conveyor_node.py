@@ -38,6 +38,9 @@ class ConveyorNode(StationNode):
         )
 
 
+NODE_CLASS = ConveyorNode
+
+
 def main(args: list[str] | None = None) -> int:
     return runtime.run_node(ConveyorNode, args)
 

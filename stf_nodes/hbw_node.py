@@ -42,6 +42,9 @@ class HbwNode(StationNode):
         return message
 
 
+NODE_CLASS = HbwNode
+
+
 def main(args: list[str] | None = None) -> int:
     return runtime.run_node(HbwNode, args)
 

@@ -38,6 +38,9 @@ class VgrNode(StationNode):
         return message
 
 
+NODE_CLASS = VgrNode
+
+
 def main(args: list[str] | None = None) -> int:
     return runtime.run_node(VgrNode, args)
 

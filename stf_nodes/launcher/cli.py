@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stf_nodes.launcher.commands import ExecutableResolver, build_processes, resolve_executable
-from stf_nodes.launcher.model import LaunchError
+from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.parser import declared_arguments, format_arguments, load_launch
 from stf_nodes.launcher.substitutions import PACKAGE, find_pkg_share
 from stf_nodes.launcher.supervisor import DEFAULT_ROUTER, ProcessSpec, RouterSpec, Supervisor
@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         '-p', '--print', action='store_true', help='print the node command lines, start nothing'
     )
     parser.add_argument(
-        '--compose', action='store_true', help='run all nodes in one process (not yet available)'
+        '--compose',
+        action='store_true',
+        help='run all nodes in one process sharing one Zenoh session (respawn does not apply)',
     )
     parser.add_argument('--no-router', action='store_true', help='never start a Zenoh router')
     parser.add_argument(
@@ -95,25 +97,16 @@ def launch_main(
         if options.show_args:
             out.write(format_arguments(declared_arguments(path)) + '\n')
             return 0
-        if options.compose:
-            raise LaunchError(
-                '--compose is not yet available: it needs the in-process node runtime '
-                '(stf_nodes.runtime); run without --compose to start one process per node'
-            )
         description = load_launch(path, arguments)
         if options.print:
             # Kept after exit so the printed commands can be run as they are.
             params_dir = Path(tempfile.mkdtemp(prefix='stf_launch_'))
-            for process in build_processes(
-                description.nodes, resolver=resolver, params_dir=params_dir
-            ):
+            for process in _processes(description.nodes, options.compose, resolver, params_dir):
                 env = [f'{name}={shlex.quote(value)}' for name, value in process.env.items()]
                 out.write(' '.join([*env, shlex.join(process.argv)]) + '\n')
             return 0
         with tempfile.TemporaryDirectory(prefix='stf_launch_') as params_dir:
-            processes = build_processes(
-                description.nodes, resolver=resolver, params_dir=Path(params_dir)
-            )
+            processes = _processes(description.nodes, options.compose, resolver, Path(params_dir))
             router = None
             if not options.no_router:
                 router = RouterSpec(
@@ -129,6 +122,19 @@ def launch_main(
     except LaunchError as error:
         sys.stderr.write(f'stf launch: error: {error}\n')
         return 2
+
+
+def _processes(
+    nodes: Sequence[NodeSpec], compose: bool, resolver: ExecutableResolver, params_dir: Path
+) -> list[ProcessSpec]:
+    """One process per node, or with ``compose`` the one container process of all nodes."""
+    if not compose:
+        return build_processes(nodes, resolver=resolver, params_dir=params_dir)
+    # Imported here: it loads the node runtime, which only --compose needs in the launcher.
+    from stf_nodes.launcher.compose import container_process, plan_composition
+
+    plan = plan_composition(nodes, params_dir=params_dir)
+    return [container_process(plan, params_dir=params_dir)]
 
 
 def _run_with_signals(

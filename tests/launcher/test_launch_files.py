@@ -57,6 +57,7 @@ def test_factory_defaults(params_file: Path) -> None:
         'enable_mqtt',
         'enable_foxglove',
         'enable_recorder',
+        'enable_scheduler',
     ]
     assert all(arg.description for arg in description.arguments)
     assert description.arguments[3].default == (

@@ -218,7 +218,7 @@ def test_print_show_args_and_compose(
     assert launch_main(['--show-args', str(path)], output=output) == 0
     assert "    'ns':\n        Where\n        (default: 'f')" in output.getvalue()
     assert launch_main(['--compose', str(path)]) == 2
-    assert '--compose is not yet available' in capsys.readouterr().err
+    assert "--compose cannot pass node args ['x=1']" in capsys.readouterr().err
 
 
 def test_bad_input_exits_2(launcher: Launcher, capsys: pytest.CaptureFixture[str]) -> None:
