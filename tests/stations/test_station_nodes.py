@@ -92,3 +92,202 @@ def test_process_cycle_bakes_the_cookie_and_stores_it_back(probe: FactoryProbe) 
     frames = probe.frames(tf_mark)
     for carried in ('hbw_workpiece', 'vgr_workpiece', 'conveyor_workpiece'):
         assert carried in frames, f'{carried} never on /tf while the cookie travelled'
+
+
+def test_tf_follows_the_moving_parts(probe: FactoryProbe) -> None:
+    probe.do('hbw', 'move', 'home')
+    mark = probe.tf.count
+    probe.do('hbw', 'move', 'C3')
+    probe.do('vgr', 'move', 'oven')
+    probe.fresh_state('hbw')
+    frames = probe.frames(mark)
+
+    mount = frames['hbw'][-1]
+    assert (mount.header.frame_id, mount.transform.rotation.w) == ('world', 1.0)
+    crane, fork = frames['hbw_crane'][-1], frames['hbw_fork'][-1]
+    assert crane.header.frame_id == 'hbw'
+    assert crane.transform.translation.x == pytest.approx(0.300)  # column 3
+    assert fork.header.frame_id == 'hbw_crane'
+    assert (fork.transform.translation.y, fork.transform.translation.z) == pytest.approx(
+        (0.300, 0.050)  # row C, fork extended
+    )
+    crane_x = [t.transform.translation.x for t in frames['hbw_crane']]
+    assert len({round(x, 4) for x in crane_x}) > 5, 'the crane jumped instead of moving'
+    arm, gripper = frames['vgr_arm'][-1], frames['vgr_gripper'][-1]
+    assert (arm.header.frame_id, gripper.header.frame_id) == ('vgr', 'vgr_arm')
+    assert (arm.transform.translation.x, arm.transform.translation.y) == pytest.approx(
+        (0.220, 0.150)
+    )
+    assert gripper.transform.translation.z == pytest.approx(-0.050)
+    assert frames['vgr'][-1].transform.translation.x == pytest.approx(0.45)  # mount_xyz_m
+    assert 'conveyor_belt' in frames
+    assert frames['conveyor_belt'][-1].header.frame_id == 'conveyor'
+
+
+# -- refused requests -------------------------------------------------------------------------
+
+
+def fingerprint(station: str, state: Any) -> tuple[Any, ...]:
+    """What a refused request must not change."""
+    common = (state.state, state.task_id)
+    if station == 'hbw':
+        p = state.position
+        return (*common, p.x, p.y, p.z, state.holding, tuple(slot_contents(state).items()))
+    if station == 'vgr':
+        p = state.position
+        return (*common, p.x, p.z, state.holding, state.workpiece.id, state.vacuum_on)
+    return (
+        *common,
+        state.position,
+        state.has_workpiece,
+        state.workpiece_position,
+        state.workpiece.id,
+        state.oven_busy,
+    )
+
+
+def assert_refused_without_effect(
+    probe: FactoryProbe, station: str, response: Any, reason: str, before: Any
+) -> None:
+    assert not response.accepted
+    assert reason in response.message
+    after = probe.fresh_state(station)
+    assert fingerprint(station, after) == fingerprint(station, before)
+    for component in (*after.motors, *after.sensors):
+        assert component.fault == ''
+
+
+BAKED = workpiece('WP900', status=Workpiece.BAKED)
+
+
+@pytest.mark.parametrize(
+    ('station', 'task', 'target', 'wp', 'value', 'reason'),
+    [
+        pytest.param('hbw', 'retrieve', 'D9', None, 0.0, "unknown slot 'D9'", id='unknown-slot'),
+        pytest.param('hbw', 'move', '500,100,10', None, 0.0, 'outside [0, 450]', id='hbw-limit'),
+        pytest.param('hbw', 'retrieve', 'C1', None, 0.0, 'slot C1 is empty', id='empty-slot'),
+        pytest.param(
+            'hbw', 'store', 'A2', workpiece('WP900'), 0.0, 'occupied by WP002', id='occupied'
+        ),
+        pytest.param('hbw', 'fly', 'A1', None, 0.0, "unknown task 'fly'", id='unknown-verb'),
+        pytest.param('hbw', 'move', '1,2', None, 0.0, 'coordinates must be', id='bad-coords'),
+        pytest.param('vgr', 'move', 'kitchen', None, 0.0, 'unknown position', id='vgr-position'),
+        pytest.param('vgr', 'move', '10,95', None, 0.0, 'outside [0, 80]', id='vgr-limit'),
+        pytest.param('vgr', 'place', 'oven', None, 0.0, 'not holding', id='place-empty'),
+        pytest.param('vgr', 'pick', 'oven', None, 0.0, 'pick needs the workpiece', id='pick-none'),
+        pytest.param('conveyor', 'transport', 'exit', None, 0.0, 'no workpiece', id='empty-belt'),
+        pytest.param(
+            'conveyor',
+            'load',
+            'attic',
+            workpiece('WP900'),
+            0.0,
+            'unknown position',
+            id='belt-position',
+        ),  # fmt: skip
+        pytest.param(
+            'conveyor',
+            'load',
+            'entry',
+            workpiece('WP900', 'LICORICE'),
+            0.0,
+            "'LICORICE' is not a valid Flavor",
+            id='bad-flavor',
+        ),  # fmt: skip
+        pytest.param('conveyor', 'bake', '', BAKED, 0.0, 'not RAW_DOUGH', id='bake-baked'),
+        pytest.param(
+            'conveyor',
+            'bake',
+            '',
+            workpiece('WP900'),
+            -1.0,
+            'bake time must be >= 0',
+            id='bake-negative',
+        ),  # fmt: skip
+    ],
+)
+def test_bad_task_is_refused_with_a_reason_and_changes_nothing(
+    probe: FactoryProbe, station: str, task: str, target: str, wp: Any, value: float, reason: str
+) -> None:
+    before = probe.fresh_state(station)
+    events = len(probe.task_status)
+    response = probe.start_task(station, task, target, wp, value)
+    assert response.task_id == 0
+    assert_refused_without_effect(probe, station, response, reason, before)
+    assert len(probe.task_status) == events, 'a refused task published a TaskStatus'
+
+
+@pytest.mark.parametrize(
+    ('station', 'component', 'fault', 'magnitude', 'reason'),
+    [
+        ('hbw', 'HBW_M9_Q', 'STALL', 0.0, "unknown component 'HBW_M9_Q'"),
+        ('conveyor', 'CONV_M1', 'MELTDOWN', 0.0, "unknown fault kind 'MELTDOWN'"),
+        ('conveyor', 'CONV_L1_ENTRY', 'STALL', 0.0, 'CONV_L1_ENTRY does not support STALL'),
+        ('hbw', 'HBW_M1_X', 'BELT_SLIP', 0.0, 'HBW_M1_X does not support BELT_SLIP'),
+        ('conveyor', 'CONV_M1', 'BELT_SLIP', 2.0, 'fraction in [0, 1]'),
+        ('vgr', 'VGR_M1_ARM', 'OVERCURRENT', -1.0, 'must be >= 0'),
+        ('vgr', 'CONV_M1', 'STALL', 0.0, "unknown component 'CONV_M1'; vgr has"),
+    ],
+)
+def test_bad_fault_injection_is_refused_with_a_reason(
+    probe: FactoryProbe, station: str, component: str, fault: str, magnitude: float, reason: str
+) -> None:
+    before = probe.fresh_state(station)
+    response = probe.inject(station, component, fault, magnitude)
+    assert_refused_without_effect(probe, station, response, reason, before)
+
+
+def test_clearing_an_unknown_component_is_refused(probe: FactoryProbe) -> None:
+    response = probe.clear('conveyor', 'CONV_M7')
+    assert not response.accepted
+    assert "unknown component 'CONV_M7'" in response.message
+
+
+def far_target(station: str, state: Any) -> str:
+    """A target at least half the axis range away from where the station stands."""
+    p = state.position
+    if station == 'hbw':
+        return f'{10 if p.x > 0.225 else 440},{10 if p.y > 0.175 else 340},10'
+    return f'{10 if p.x > 0.2 else 390},0'
+
+
+def test_task_while_another_runs_is_refused(probe: FactoryProbe) -> None:
+    state = probe.fresh_state('hbw')
+    first = probe.start_task('hbw', 'move', far_target('hbw', state))
+    assert first.accepted
+    second = probe.start_task('hbw', 'move', 'home')
+    assert not second.accepted
+    assert f'task {first.task_id} (move) is running' in second.message
+    assert probe.task_end('hbw', first.task_id).status == TaskStatus.SUCCEEDED
+
+
+# -- emergency stop ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('station', ['hbw', 'vgr'])
+def test_emergency_stop_halts_motion_fails_the_task_and_reset_recovers(
+    probe: FactoryProbe, station: str
+) -> None:
+    target = far_target(station, probe.fresh_state(station))
+    started = probe.start_task(station, 'move', target)
+    assert started.accepted
+    assert probe.trigger(station, 'emergency_stop').success
+
+    end = probe.task_end(station, started.task_id)
+    assert (end.status, end.message) == (TaskStatus.FAILED, 'emergency stop')
+    mark = probe.states[station].count
+    wait_for(lambda: probe.states[station].count >= mark + 10, what='states after the stop')
+    stopped = probe.states[station].since(mark)
+    positions = {(s.position.x, s.position.y, s.position.z) for s in stopped}
+    assert len(positions) == 1, 'the station kept moving after the emergency stop'
+    assert all(s.state == ERROR and not any(m.running for m in s.motors) for s in stopped)
+    x = float(target.split(',')[0]) / 1000
+    assert stopped[-1].position.x != pytest.approx(x, abs=1e-3), 'stopped only at the target'
+    refused = probe.start_task(station, 'move', target)
+    assert not refused.accepted
+    assert 'emergency stop active' in refused.message
+
+    assert probe.trigger(station, 'reset').success
+    assert probe.fresh_state(station).state == READY
+    probe.do(station, 'move', target)
+    assert probe.fresh_state(station).position.x == pytest.approx(x)
