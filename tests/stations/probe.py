@@ -170,9 +170,10 @@ class FactoryProbe:
     def task_end(self, station: str, task_id: int, timeout: float = 30.0) -> Any:
         def ended() -> Any:
             for status in reversed(self.task_status):
-                if status.station == station and status.task_id == task_id:
-                    if status.status in FINISHED:
-                        return status
+                if (status.station, status.task_id) == (station, task_id) and (
+                    status.status in FINISHED
+                ):
+                    return status
             return None
 
         return wait_for(ended, timeout, f'end of {station} task {task_id}')

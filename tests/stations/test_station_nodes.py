@@ -21,8 +21,6 @@ from tests.stations.probe import (
     FactoryProbe,
     TaskStatus,
     Workpiece,
-    motor,
-    sensor,
     slot_contents,
     start_factory,
     wait_for,
@@ -184,7 +182,7 @@ BAKED = workpiece('WP900', status=Workpiece.BAKED)
             0.0,
             'unknown position',
             id='belt-position',
-        ),  # fmt: skip
+        ),
         pytest.param(
             'conveyor',
             'load',
@@ -193,7 +191,7 @@ BAKED = workpiece('WP900', status=Workpiece.BAKED)
             0.0,
             "'LICORICE' is not a valid Flavor",
             id='bad-flavor',
-        ),  # fmt: skip
+        ),
         pytest.param('conveyor', 'bake', '', BAKED, 0.0, 'not RAW_DOUGH', id='bake-baked'),
         pytest.param(
             'conveyor',
@@ -203,7 +201,7 @@ BAKED = workpiece('WP900', status=Workpiece.BAKED)
             -1.0,
             'bake time must be >= 0',
             id='bake-negative',
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_bad_task_is_refused_with_a_reason_and_changes_nothing(
