@@ -16,6 +16,7 @@ from typing import TextIO
 from stf_nodes.launcher.commands import ExecutableResolver, build_processes, resolve_executable
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.parser import declared_arguments, format_arguments, load_launch
+from stf_nodes.launcher.router_probe import zenoh_router_answers
 from stf_nodes.launcher.substitutions import PACKAGE, find_pkg_share
 from stf_nodes.launcher.supervisor import DEFAULT_ROUTER, ProcessSpec, RouterSpec, Supervisor
 
@@ -112,6 +113,8 @@ def launch_main(
                 router = RouterSpec(
                     argv=tuple(router_command or (sys.executable, '-m', 'stf_nodes.cli', 'router')),
                     endpoint=os.environ.get('ZENOH_ROUTER', DEFAULT_ROUTER),
+                    # A replaced router command is a test stand-in that speaks no Zenoh.
+                    probe=None if router_command else zenoh_router_answers,
                 )
             supervisor = Supervisor(
                 output=out,

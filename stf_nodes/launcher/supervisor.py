@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -56,11 +56,16 @@ class ProcessSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class RouterSpec:
-    """The Zenoh router to start when nothing listens on ``endpoint`` (``tcp/host:port``)."""
+    """The Zenoh router to start when nothing listens on ``endpoint`` (``tcp/host:port``).
+
+    ``probe`` checks a listener that is already there; one that fails it is an error (a
+    foreign service on the router port), reported before any node starts.
+    """
 
     argv: tuple[str, ...]
     endpoint: str = DEFAULT_ROUTER
     timeout: float = 10.0
+    probe: Callable[[str], bool] | None = None
 
 
 @dataclass(kw_only=True)
@@ -223,6 +228,11 @@ class Supervisor:
     def _start_router(self, router: RouterSpec) -> _Child | None:
         host, port = parse_endpoint(router.endpoint)
         if port_open(host, port):
+            if router.probe is not None and not router.probe(router.endpoint):
+                raise LaunchError(
+                    f'{router.endpoint} is in use, but not by a Zenoh router (no Zenoh '
+                    'handshake); stop what listens there or set ZENOH_ROUTER to another port'
+                )
             self.log(f'using the Zenoh router on {router.endpoint}')
             return None
         child = self._start(ProcessSpec(label='router', argv=router.argv))

@@ -1,0 +1,211 @@
+"""``stf launch`` end to end with the real node executables, a real router and the stf CLI.
+
+Each test points ``ZENOH_ROUTER`` at a free port, so the launch starts (and stops) its own
+router. The expected node names come from interpreting the same launch file with the same
+arguments; ``scheduler_node`` is left out (``enable_scheduler:=false``) until it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stf_nodes.launcher.commands import node_executables
+from stf_nodes.launcher.parser import load_launch
+from stf_nodes.launcher.supervisor import port_open
+from tests.conftest import free_port, stf, wait_until
+from tests.launcher.conftest import LaunchRun, pid_alive
+
+LAUNCH_DIR = Path(__file__).resolve().parents[2] / 'launch'
+FACTORY = LAUNCH_DIR / 'factory.launch.xml'
+FLEET = LAUNCH_DIR / 'fleet.launch.xml'
+UP_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def router_port(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A free port for the router the launch starts; the stf CLI connects to it too."""
+    port = free_port()
+    monkeypatch.setenv('ZENOH_ROUTER', f'tcp/127.0.0.1:{port}')
+    return port
+
+
+@pytest.fixture
+def runs() -> Iterator[list[LaunchRun]]:
+    started: list[LaunchRun] = []
+    yield started
+    for run in started:
+        run.kill()
+
+
+def launch_args(*args: str) -> list[str]:
+    """``args``, plus ``enable_scheduler:=false`` while scheduler_node is not installed."""
+    if 'scheduler_node' in node_executables():
+        return list(args)
+    return [*args, 'enable_scheduler:=false']
+
+
+def expected_nodes(path: Path, args: list[str]) -> set[str]:
+    arguments = dict(arg.split(':=', 1) for arg in args)
+    nodes = {node.full_name for node in load_launch(path, arguments).nodes}
+    assert None not in nodes
+    return {name for name in nodes if name}
+
+
+def start(runs: list[LaunchRun], *argv: str) -> LaunchRun:
+    run = LaunchRun([sys.executable, '-m', 'stf_nodes.cli', 'launch', *argv], dict(os.environ))
+    runs.append(run)
+    return run
+
+
+def node_list() -> set[str]:
+    return set(stf('node', 'list').stdout.split())
+
+
+def wait_for_nodes(run: LaunchRun, expected: set[str]) -> None:
+    def all_up() -> bool:
+        assert run.process.poll() is None, '\n'.join(run.lines)
+        return expected <= node_list()
+
+    wait_until(all_up, timeout=UP_TIMEOUT_S, interval=0.5)
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from the ppid links in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / 'stat').read_text().rpartition(')')[2].split()
+        except OSError:
+            continue
+        if fields[0] != 'Z':
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def stop_with_ctrl_c(run: LaunchRun, port: int) -> None:
+    """SIGINT to ``stf launch``: status 0 within 10 s, no process of the launch left."""
+    tree = descendants(run.process.pid)
+    assert tree
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    code, stderr = run.finish(timeout=10)
+    assert time.monotonic() - started < 10
+    assert code == 0, stderr
+    assert not {pid for pid in tree if pid_alive(pid)}
+    assert not port_open('127.0.0.1', port)
+
+
+def test_factory_nodes_respawn_and_ctrl_c(runs: list[LaunchRun], router_port: int) -> None:
+    args = launch_args()
+    run = start(runs, str(FACTORY), *args)
+    expected = expected_nodes(FACTORY, args)
+    assert {'/hbw', '/vgr', '/conveyor'} <= expected
+    wait_for_nodes(run, expected)
+    assert run.wait_for(r'^\[router\] stf router: listening')
+
+    old = int(run.wait_for(r'^\[launch\] hbw started with pid (\d+)').group(1))
+    os.kill(old, signal.SIGKILL)
+    new = int(run.wait_for(rf'^\[launch\] hbw started with pid (?!{old}\b)(\d+)', 20).group(1))
+    assert pid_alive(new)
+    wait_until(lambda: '/hbw' in node_list(), timeout=UP_TIMEOUT_S, interval=0.5)
+    assert new in descendants(run.process.pid)
+
+    stop_with_ctrl_c(run, router_port)
+
+
+def test_compose_runs_all_nodes_in_one_process(runs: list[LaunchRun], router_port: int) -> None:
+    args = launch_args('namespace:=factory_3', 'use_sim_time:=true', 'time_scale:=5')
+    run = start(runs, '--compose', str(FACTORY), *args)
+    expected = expected_nodes(FACTORY, args)
+    assert {'/factory_3/clock', '/factory_3/hbw'} <= expected
+    wait_for_nodes(run, expected)
+    router = int(run.wait_for(r'^\[launch\] router started with pid (\d+)').group(1))
+    container = int(run.wait_for(r'^\[launch\] container started with pid (\d+)').group(1))
+    assert descendants(run.process.pid) - {router} == {container}
+    # The inline <param> of the launch file reached the node, as with a separate process.
+    result = stf('param', 'get', '/factory_3/hbw', 'use_sim_time')
+    assert result.stdout.strip() == 'bool value is: True'
+    stop_with_ctrl_c(run, router_port)
+
+
+def test_fleet_of_three_factories_on_one_router(runs: list[LaunchRun], router_port: int) -> None:
+    args = launch_args('count:=3')
+    run = start(runs, str(FLEET), *args)
+    expected = expected_nodes(FLEET, args)
+    assert {f'/factory_{k}/{s}' for k in (1, 2, 3) for s in ('hbw', 'vgr', 'conveyor')} <= expected
+    wait_for_nodes(run, expected)
+    topics = set(stf('topic', 'list').stdout.split())
+    assert {f'/factory_{k}/stf/hbw/state' for k in (1, 2, 3)} <= topics
+    assert '/stf/hbw/state' not in topics
+    stop_with_ctrl_c(run, router_port)
+
+
+def launch_error(*argv: str) -> str:
+    """Run ``stf launch`` on bad input: exit status 2, nothing started; returns stderr."""
+    result = stf('launch', *argv, check=False)
+    assert result.returncode == 2, result
+    assert 'started with pid' not in result.stdout
+    return result.stderr
+
+
+def test_invalid_xml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / 'bad.launch.xml'
+    path.write_text('<launch>\n  <node pkg="stf_digital_twin" exec="hbw_node"\n</launch>\n')
+    assert f'{path}:3: invalid XML' in launch_error(str(path))
+
+
+def test_unknown_argument_lists_the_declared_ones() -> None:
+    error = launch_error(str(FACTORY), 'bogus:=1')
+    assert 'unknown launch argument(s) bogus' in error
+    assert "'namespace':" in error and "'use_sim_time':" in error
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    missing = tmp_path / 'missing.yaml'
+    error = launch_error(str(FACTORY), f'params_file:={missing}')
+    assert f'parameters file not found: {missing}' in error
+
+
+@pytest.mark.parametrize('compose', [False, True], ids=['separate', 'compose'])
+def test_unknown_executable(tmp_path: Path, compose: bool) -> None:
+    path = tmp_path / 'nope.launch.xml'
+    path.write_text(
+        '<launch>\n<node pkg="stf_digital_twin" exec="nope_node" name="n"/>\n</launch>\n'
+    )
+    error = launch_error(*(['--compose'] if compose else []), str(path))
+    assert f"{path}:2: executable 'nope_node' not found" in error
+    assert 'hbw_node' in error
+
+
+def test_router_port_taken_by_something_else(runs: list[LaunchRun], router_port: int) -> None:
+    server = socket.create_server(('127.0.0.1', router_port))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    try:
+        run = start(runs, str(FACTORY), *launch_args())
+        code, _ = run.finish(timeout=30)
+    finally:
+        server.close()
+        for connection in accepted:
+            connection.close()
+    assert code == 1
+    output = '\n'.join(run.lines)
+    assert f'tcp/127.0.0.1:{router_port} is in use, but not by a Zenoh router' in output
+    assert 'started with pid' not in output
