@@ -4,7 +4,8 @@ A plan is a tuple of :class:`PlanStep` ``(station, verb, target, value, timeout_
 scheduler node sends one by one as station tasks (``/stf/<station>/task``), waiting for each to
 succeed within ``timeout_s``. Verbs and targets are those of the station models: hbw
 ``retrieve|store|move|calibrate`` (target a slot), conveyor ``load|transport|bake|unload``
-(target ``entry|process|exit``; ``bake`` value in seconds), vgr ``pick|place|move`` (target
+(target ``entry|process|exit``; ``unload`` takes the workpiece off the belt wherever it is,
+its target only names the place; ``bake`` value in seconds), vgr ``pick|place|move`` (target
 ``conveyor|oven|output|home``).
 
 Steps that move a workpiece out of or into the rack say so (``effect``); after such a step
@@ -110,12 +111,16 @@ TEMPLATES: Mapping[CommandKind, tuple[PlanStep, ...]] = MappingProxyType(
             PlanStep('hbw', 'retrieve', SOURCE, effect=SlotEffect.TAKE),
             PlanStep('conveyor', 'load', 'entry'),
             PlanStep('conveyor', 'transport', 'exit'),
+            # The belt keeps a workpiece until it is unloaded; the gripper then takes it over.
+            PlanStep('conveyor', 'unload', 'exit'),
             PlanStep('vgr', 'pick', 'conveyor'),
             PlanStep('vgr', 'place', 'oven'),
             PlanStep('conveyor', 'bake', 'process'),
             PlanStep('vgr', 'pick', 'oven'),
             PlanStep('vgr', 'place', 'conveyor'),
+            PlanStep('conveyor', 'load', 'exit'),
             PlanStep('conveyor', 'transport', 'entry'),
+            PlanStep('conveyor', 'unload', 'entry'),
             PlanStep(
                 'hbw', 'store', TARGET, effect=SlotEffect.PUT, stored_as=WorkpieceStatus.BAKED
             ),
@@ -123,6 +128,7 @@ TEMPLATES: Mapping[CommandKind, tuple[PlanStep, ...]] = MappingProxyType(
         CommandKind.STORE: (
             # The new workpiece is put on the conveyor entry (input station) by hand.
             PlanStep('conveyor', 'load', 'entry'),
+            PlanStep('conveyor', 'unload', 'entry'),
             PlanStep(
                 'hbw', 'store', TARGET, effect=SlotEffect.PUT, stored_as=WorkpieceStatus.RAW_DOUGH
             ),
@@ -131,6 +137,7 @@ TEMPLATES: Mapping[CommandKind, tuple[PlanStep, ...]] = MappingProxyType(
             PlanStep('hbw', 'retrieve', SOURCE, effect=SlotEffect.TAKE),
             PlanStep('conveyor', 'load', 'entry'),
             PlanStep('conveyor', 'transport', 'exit'),
+            PlanStep('conveyor', 'unload', 'exit'),
             PlanStep('vgr', 'pick', 'conveyor'),
             PlanStep('vgr', 'place', 'output'),
         ),

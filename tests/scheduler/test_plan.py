@@ -55,22 +55,30 @@ def test_process_plan_goes_out_through_the_oven_and_back() -> None:
         'hbw retrieve B2',
         'conveyor load entry',
         'conveyor transport exit',
+        'conveyor unload exit',
         'vgr pick conveyor',
         'vgr place oven',
         'conveyor bake process',
         'vgr pick oven',
         'vgr place conveyor',
+        'conveyor load exit',
         'conveyor transport entry',
+        'conveyor unload entry',
         'hbw store B2',
     ]
 
 
 def test_store_and_retrieve_plans() -> None:
-    assert [step.label for step in plan_for(STORE)] == ['conveyor load entry', 'hbw store C1']
+    assert [step.label for step in plan_for(STORE)] == [
+        'conveyor load entry',
+        'conveyor unload entry',
+        'hbw store C1',
+    ]
     assert [step.label for step in plan_for(RETRIEVE)] == [
         'hbw retrieve A3',
         'conveyor load entry',
         'conveyor transport exit',
+        'conveyor unload exit',
         'vgr pick conveyor',
         'vgr place output',
     ]
@@ -121,4 +129,5 @@ def test_settings_set_bake_time_and_timeouts() -> None:
     assert (bake.value, bake.timeout_s) == (40.0, 42.0)
     assert steps['hbw retrieve B2'].timeout_s == 5.0
     assert steps['vgr place oven'].timeout_s == 3.0
-    assert plan_for(PROCESS)[5].value == 12.0  # the default bake time
+    assert steps['conveyor unload exit'].timeout_s == 2.0
+    assert plan_for(PROCESS)[6].value == 12.0  # the default bake time
