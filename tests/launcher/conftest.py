@@ -81,9 +81,10 @@ def pid_alive(pid: int) -> bool:
 class LaunchRun:
     """A running ``stf launch`` subprocess whose output lines are collected as they come."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         self.process = subprocess.Popen(
             argv,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -60,8 +60,11 @@ def expected_nodes(path: Path, args: list[str]) -> set[str]:
     return {name for name in nodes if name}
 
 
-def start(runs: list[LaunchRun], *argv: str) -> LaunchRun:
-    run = LaunchRun([sys.executable, '-m', 'stf_nodes.cli', 'launch', *argv], dict(os.environ))
+def start(runs: list[LaunchRun], *argv: str, cwd: Path) -> LaunchRun:
+    """``stf launch`` in ``cwd``, where nodes put their relative files (databases)."""
+    run = LaunchRun(
+        [sys.executable, '-m', 'stf_nodes.cli', 'launch', *argv], dict(os.environ), cwd=cwd
+    )
     runs.append(run)
     return run
 
@@ -72,8 +75,11 @@ def node_list() -> set[str]:
 
 def wait_for_nodes(run: LaunchRun, expected: set[str]) -> None:
     def all_up() -> bool:
-        assert run.process.poll() is None, '\n'.join(run.lines)
-        return expected <= node_list()
+        result = stf('node', 'list', check=False)
+        if run.process.poll() is not None:
+            code, stderr = run.finish()
+            pytest.fail(f'stf launch exited with {code}: {stderr}\n' + '\n'.join(run.lines))
+        return result.returncode == 0 and expected <= set(result.stdout.split())
 
     wait_until(all_up, timeout=UP_TIMEOUT_S, interval=0.5)
 
@@ -112,9 +118,11 @@ def stop_with_ctrl_c(run: LaunchRun, port: int) -> None:
     assert not port_open('127.0.0.1', port)
 
 
-def test_factory_nodes_respawn_and_ctrl_c(runs: list[LaunchRun], router_port: int) -> None:
+def test_factory_nodes_respawn_and_ctrl_c(
+    runs: list[LaunchRun], router_port: int, tmp_path: Path
+) -> None:
     args = launch_args()
-    run = start(runs, str(FACTORY), *args)
+    run = start(runs, str(FACTORY), *args, cwd=tmp_path)
     expected = expected_nodes(FACTORY, args)
     assert {'/hbw', '/vgr', '/conveyor'} <= expected
     wait_for_nodes(run, expected)
@@ -130,9 +138,11 @@ def test_factory_nodes_respawn_and_ctrl_c(runs: list[LaunchRun], router_port: in
     stop_with_ctrl_c(run, router_port)
 
 
-def test_compose_runs_all_nodes_in_one_process(runs: list[LaunchRun], router_port: int) -> None:
+def test_compose_runs_all_nodes_in_one_process(
+    runs: list[LaunchRun], router_port: int, tmp_path: Path
+) -> None:
     args = launch_args('namespace:=factory_3', 'use_sim_time:=true', 'time_scale:=5')
-    run = start(runs, '--compose', str(FACTORY), *args)
+    run = start(runs, '--compose', str(FACTORY), *args, cwd=tmp_path)
     expected = expected_nodes(FACTORY, args)
     assert {'/factory_3/clock', '/factory_3/hbw'} <= expected
     wait_for_nodes(run, expected)
@@ -145,9 +155,11 @@ def test_compose_runs_all_nodes_in_one_process(runs: list[LaunchRun], router_por
     stop_with_ctrl_c(run, router_port)
 
 
-def test_fleet_of_three_factories_on_one_router(runs: list[LaunchRun], router_port: int) -> None:
+def test_fleet_of_three_factories_on_one_router(
+    runs: list[LaunchRun], router_port: int, tmp_path: Path
+) -> None:
     args = launch_args('count:=3')
-    run = start(runs, str(FLEET), *args)
+    run = start(runs, str(FLEET), *args, cwd=tmp_path)
     expected = expected_nodes(FLEET, args)
     assert {f'/factory_{k}/{s}' for k in (1, 2, 3) for s in ('hbw', 'vgr', 'conveyor')} <= expected
     wait_for_nodes(run, expected)
@@ -194,12 +206,14 @@ def test_unknown_executable(tmp_path: Path, compose: bool) -> None:
     assert 'hbw_node' in error
 
 
-def test_router_port_taken_by_something_else(runs: list[LaunchRun], router_port: int) -> None:
+def test_router_port_taken_by_something_else(
+    runs: list[LaunchRun], router_port: int, tmp_path: Path
+) -> None:
     server = socket.create_server(('127.0.0.1', router_port))
     accepted: list[socket.socket] = []
     threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
     try:
-        run = start(runs, str(FACTORY), *launch_args())
+        run = start(runs, str(FACTORY), *launch_args(), cwd=tmp_path)
         code, _ = run.finish(timeout=30)
     finally:
         server.close()
