@@ -279,7 +279,7 @@ def _sensor_msg(sensor: SensorSnapshot) -> Any:
 
 
 def _motor_diagnostic(station: str, motor: MotorSnapshot, alerts: AlertMonitor) -> Any:
-    raised = [a for a in alerts.active if a.component_id == motor.motor_id]
+    raised = [a for a in alerts.active_alerts if a.component_id == motor.motor_id]
     level = (
         DiagnosticStatus.ERROR
         if motor.fault or any(a.severity >= 2 for a in raised)

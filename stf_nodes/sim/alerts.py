@@ -81,12 +81,17 @@ class AlertMonitor:
     def __init__(self, *, config: AlertConfig | None = None) -> None:
         self.config = config or AlertConfig()
         self._since: dict[tuple[str, str], float] = {}
-        self._active: set[tuple[str, str]] = set()
+        self._active: dict[tuple[str, str], Alert] = {}
 
     @property
     def active(self) -> frozenset[tuple[str, str]]:
         """(component_id, code) of the alerts raised and not cleared yet."""
         return frozenset(self._active)
+
+    @property
+    def active_alerts(self) -> tuple[Alert, ...]:
+        """The alerts raised and not cleared yet, as they were raised, oldest first."""
+        return tuple(self._active.values())
 
     def update(self, snapshot: StationSnapshot) -> list[Alert]:
         raised = []
@@ -94,17 +99,18 @@ class AlertMonitor:
             key = (r.component_id, r.code)
             if key in self._active:
                 if r.cleared:
-                    self._active.discard(key)
+                    del self._active[key]
                 continue
             if not r.beyond:
                 self._since.pop(key, None)
                 continue
             since = self._since.setdefault(key, snapshot.time_s)
             if snapshot.time_s - since >= r.sustain_s:
-                self._active.add(key)
                 self._since.pop(key)
                 message = f'{r.component_id} {r.code}: {r.value:.3g} (limit {r.limit:g})'
-                raised.append(Alert(snapshot.time_s, r.severity, *key, message, r.value, r.limit))
+                alert = Alert(snapshot.time_s, r.severity, *key, message, r.value, r.limit)
+                self._active[key] = alert
+                raised.append(alert)
         return raised
 
     def _readings(self, snapshot: StationSnapshot) -> Iterator[_Reading]:
