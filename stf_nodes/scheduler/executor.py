@@ -18,9 +18,11 @@ Policies:
   once; a timed-out task's station is stopped (emergency stop + reset). Then a *recovery* runs
   before anything else (see below).
 - **Cancel of the running command** waits for the running step to end (stopping a station in
-  mid-move strands a cookie between stations), records its slot change, runs the recovery and
-  then finishes the command CANCELLED. A cancel arriving during the last step is too late: the
-  command completes.
+  mid-move strands a cookie between stations) and for a step after which a station holds the
+  cookie (``HOLDING_VERBS``: on the belt, in the gripper; after a hand-over or a place it lies
+  between stations where no recovery can reach it), records the slot change, runs the recovery
+  and then finishes the command CANCELLED. A cancel that reaches the last step is too late:
+  the command completes.
 - **Emergency stop** fails the running command, drops the task in flight and pauses: no task
   is sent until :meth:`Executor.reset`, which runs the recovery and resumes the queue.
 - **Recovery** brings a stranded cookie back into the rack and makes the inventory match the
@@ -108,6 +110,9 @@ class FactoryView:
         views = [self.stations.get(name) for name in stations]
         return all(v is not None and v.stamp_s >= since_s and not v.busy for v in views)
 
+
+#: Verbs after which the station they ran on holds the workpiece (a cancel stops there).
+HOLDING_VERBS = frozenset({'load', 'transport', 'pick'})
 
 #: Polls a started task: None while it runs, then its result (repeatable).
 TaskPoll = Callable[[], TaskResult | None]
@@ -348,7 +353,7 @@ class Executor:
             record = self._queue.complete(job.command.id, change=change)
             self._job = None
             self._cancel_requested = None
-        elif self._cancel_requested == job.command.id:
+        elif self._cancel_requested == job.command.id and step.verb in HOLDING_VERBS:
             record = self._queue.set_step(job.command.id, 'recovery after cancel', change=change)
             self._job = None
             self._cancel_requested = None

@@ -1,0 +1,302 @@
+"""The scheduler node with real station nodes, a 20x sim clock and a router, as processes.
+
+One factory (hbw, vgr, conveyor, clock) in the namespace `/sched` serves the whole module; each
+test starts its own scheduler on a fresh database, which seeds its inventory from the HBW.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+from stf_nodes import interfaces, runtime
+from stf_nodes.scheduler import CommandQueue, CommandStatus
+from stf_nodes.storage import make_engine
+from tests.conftest import REPO_ROOT, Processes, wait_until
+from tests.storage.conftest import scratch_databases  # noqa: F401 - fixture
+
+NS = '/sched'
+PARAMS = ['--params-file', str(REPO_ROOT / 'config' / 'factory.yaml')]
+SIM = ['-p', 'use_sim_time:=true', '-r', f'__ns:={NS}']
+ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
+StoreWorkpiece = interfaces.get_service('stf_msgs/srv/StoreWorkpiece')
+RetrieveWorkpiece = interfaces.get_service('stf_msgs/srv/RetrieveWorkpiece')
+CancelCommand = interfaces.get_service('stf_msgs/srv/CancelCommand')
+ListCommands = interfaces.get_service('stf_msgs/srv/ListCommands')
+GetInventory = interfaces.get_service('stf_msgs/srv/GetInventory')
+InjectFault = interfaces.get_service('stf_msgs/srv/InjectFault')
+ClearFault = interfaces.get_service('stf_msgs/srv/ClearFault')
+Trigger = interfaces.get_service('std_srvs/srv/Trigger')
+CommandStatusMsg = interfaces.get_message_class('stf_msgs/msg/CommandStatus')
+ON_BELT = 'conveyor transport exit'  # a step during which the cookie is on the belt
+FINISHED = {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.CANCELLED}
+
+
+def node_argv(name: str, *extra: str) -> list[str]:
+    return [sys.executable, '-m', f'stf_nodes.{name}_node', '--ros-args', *PARAMS, *extra]
+
+
+@pytest.fixture(scope='module')
+def factory(router: str) -> Iterator[None]:
+    stations = Processes()
+    for name in ('hbw', 'vgr', 'conveyor'):
+        stations.start(*node_argv(name, *SIM))
+    stations.start(*node_argv('clock', '-r', f'__ns:={NS}', '-p', 'time_scale:=20.0'))
+    yield
+    stations.stop_all()
+
+
+class Client:
+    """A test-side node calling the scheduler's services."""
+
+    def __init__(self) -> None:
+        self.context = runtime.Context([])
+        self.node = runtime.Node('sched_tester', context=self.context)
+        self._clients: dict[str, runtime.Client] = {}
+        self._hooks: dict[tuple[int, str], Callable[[], None]] = {}
+        self.fired: set[tuple[int, str]] = set()
+        self.node.create_subscription(CommandStatusMsg, f'{NS}/stf/commands', self._on_command, 100)
+        self.executor = runtime.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+
+    def when_step(self, command_id: int, step: str, action: Callable[[], None]) -> None:
+        """Run ``action`` as soon as the command announces ``step`` (reacting within
+        milliseconds: a step lasts a fraction of a wall second at 20x)."""
+        self._hooks[(command_id, step)] = action
+
+    def _on_command(self, message: Any) -> None:
+        key = (message.command_id, message.step)
+        action = self._hooks.pop(key, None)
+        if action is not None:
+            action()
+            self.fired.add(key)
+
+    def wait_fired(self, command_id: int, step: str) -> None:
+        wait_until(lambda: (command_id, step) in self.fired, timeout=20)
+
+    def call(self, srv: Any, name: str, timeout: float = 10.0, **fields: Any) -> Any:
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv, f'{NS}/{name}')
+        return self._clients[name].call(srv.Request(**fields), timeout_sec=timeout)
+
+    def commands(self) -> dict[int, Any]:
+        return {c.command_id: c for c in self.call(ListCommands, 'stf/command/list').commands}
+
+    def status(self, command_id: int) -> CommandStatus:
+        return CommandStatus(self.commands()[command_id].status)
+
+    def wait_finished(self, *ids: int, timeout: float = 30.0) -> dict[int, Any]:
+        def done() -> dict[int, Any] | None:
+            commands = self.commands()
+            return commands if all(commands[i].status in FINISHED for i in ids) else None
+
+        return wait_until(done, timeout=timeout, interval=0.1)
+
+    def slots(self) -> dict[str, Any]:
+        inventory = self.call(GetInventory, 'stf/inventory/get').inventory
+        return {entry.slot: entry.workpiece for entry in inventory.slots}
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.shutdown()
+
+
+@pytest.fixture
+def client(factory: None) -> Iterator[Client]:
+    test_client = Client()
+    yield test_client
+    test_client.close()
+
+
+class Scheduler:
+    """Starts (and restarts) the scheduler process on one database."""
+
+    def __init__(self, processes: Processes, db_url: str, client: Client) -> None:
+        self.processes, self.db_url, self.client = processes, db_url, client
+        self.process: Any = None
+
+    def start(self) -> None:
+        self.process = self.processes.start(*node_argv('scheduler', *SIM, '-p', self.db_url))
+        wait_until(self._ready, timeout=20, interval=0.1)
+
+    def _ready(self) -> bool:
+        try:
+            return any(s.workpiece.id for s in self.client.call(
+                GetInventory, 'stf/inventory/get', timeout=1).inventory.slots)  # fmt: skip
+        except (runtime.ServiceError, TimeoutError):
+            return False
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def scheduler(processes: Processes, client: Client, tmp_path: Path) -> Scheduler:
+    started = Scheduler(processes, f'db_url:=sqlite:///{tmp_path / "stf.db"}', client)
+    started.start()
+    return started
+
+
+def submit(client: Client, srv: Any, name: str, **fields: Any) -> int:
+    response = client.call(srv, name, **fields)
+    assert response.accepted, response.message
+    return response.command_id
+
+
+def process(client: Client, **fields: Any) -> int:
+    return submit(client, ProcessOrder, 'stf/order/process', **fields)
+
+
+def raw_slot(client: Client) -> str:
+    return next(s for s, w in client.slots().items() if w.status == 1)
+
+
+def test_process_store_and_retrieve_complete(client: Client, scheduler: Scheduler) -> None:
+    before = client.slots()
+    baked = process(client)
+    command = client.wait_finished(baked)[baked]
+    assert command.status == CommandStatus.COMPLETED, command.message
+    slot = command.source_slot
+    assert client.slots()[slot].id == before[slot].id
+    assert client.slots()[slot].status == 2  # BAKED, back in its slot
+
+    stored = submit(client, StoreWorkpiece, 'stf/order/store', flavor='vanilla')
+    retrieved = submit(client, RetrieveWorkpiece, 'stf/order/retrieve', slot=slot)
+    commands = client.wait_finished(stored, retrieved)
+    assert commands[stored].status == CommandStatus.COMPLETED, commands[stored].message
+    assert commands[retrieved].status == CommandStatus.COMPLETED, commands[retrieved].message
+    slots = client.slots()
+    assert slots[commands[stored].target_slot].id == commands[stored].workpiece_id
+    assert slots[slot].id == ''
+
+
+def test_cancel_pending_and_running(client: Client, scheduler: Scheduler) -> None:
+    running = process(client)
+    pending = process(client)
+    reply = client.call(CancelCommand, 'stf/command/cancel', command_id=pending)
+    assert reply.accepted and client.status(pending) == CommandStatus.CANCELLED
+    replies: list[Any] = []
+    client.when_step(running, ON_BELT, lambda: replies.append(
+        client.call(CancelCommand, 'stf/command/cancel', command_id=running)))  # fmt: skip
+    client.wait_fired(running, ON_BELT)
+    assert replies[0].accepted, replies[0].message
+    cookie = client.commands()[running]
+    final = client.wait_finished(running)[running]
+    assert final.status == CommandStatus.CANCELLED, final.message
+    assert client.slots()[cookie.source_slot].id == cookie.workpiece_id  # returned to the rack
+    again = client.call(CancelCommand, 'stf/command/cancel', command_id=running)
+    assert not again.accepted and 'CANCELLED' in again.message
+
+
+def test_kill_9_mid_command_loses_nothing_runs_nothing_twice(
+    client: Client, scheduler: Scheduler, tmp_path: Path
+) -> None:
+    interrupted = process(client)
+    queued = [process(client), submit(client, StoreWorkpiece, 'stf/order/store', flavor='CHOCO')]
+    client.when_step(interrupted, ON_BELT, scheduler.kill)
+    client.wait_fired(interrupted, ON_BELT)
+    scheduler.start()
+    commands = client.wait_finished(interrupted, *queued, timeout=40)
+    assert commands[interrupted].status == CommandStatus.FAILED
+    assert 'interrupted' in commands[interrupted].message
+    for command_id in queued:
+        assert commands[command_id].status == CommandStatus.COMPLETED, commands[command_id].message
+    queue = CommandQueue(engine=make_engine(f'sqlite:///{tmp_path / "stf.db"}'))
+    for command_id in (interrupted, *queued):
+        starts = [e for e in queue.events(command_id) if e.reason == 'started']
+        assert len(starts) == 1
+    # The interrupted cookie was on the belt: the restarted scheduler stored it back.
+    assert client.slots()[commands[interrupted].source_slot].id == (
+        commands[interrupted].workpiece_id
+    )
+
+
+def test_thousands_of_invalid_requests_are_refused(client: Client, scheduler: Scheduler) -> None:
+    rng = random.Random(5)
+    empty = next(s for s, w in client.slots().items() if not w.id)
+    full = next(s for s, w in client.slots().items() if w.id)
+    junk = [
+        'Z9', 'A0', 'A11', '', ' ', "A1'; DROP TABLE commands; --", 'A1" OR 1=1', 'ä1', '🍪',
+        '\x00', 'x' * 1_000_000, 'MINT', 'choco late', 'A1,A2', 'NULL', '%', '\\',
+    ]  # fmt: skip
+    not_empty = junk[:3] + junk[5:]  # an empty slot means "choose one" for process
+    cases = [
+        lambda: (ProcessOrder, 'stf/order/process', {'source_slot': rng.choice(not_empty)}),
+        lambda: (ProcessOrder, 'stf/order/process', {'source_slot': empty}),
+        lambda: (ProcessOrder, 'stf/order/process', {'flavor': rng.choice(not_empty)}),
+        lambda: (StoreWorkpiece, 'stf/order/store', {'flavor': rng.choice(junk)}),
+        lambda: (StoreWorkpiece, 'stf/order/store', {'flavor': 'CHOCO', 'slot': full}),
+        lambda: (RetrieveWorkpiece, 'stf/order/retrieve', {'slot': rng.choice(junk)}),
+        lambda: (RetrieveWorkpiece, 'stf/order/retrieve', {'slot': empty}),
+        lambda: (CancelCommand, 'stf/command/cancel', {'command_id': rng.randint(-10, 10**9)}),
+    ]  # fmt: skip
+    before = client.commands()
+    for _ in range(2500):
+        srv, name, fields = rng.choice(cases)()
+        reply = client.call(srv, name, **fields)
+        assert not reply.accepted and reply.message, (name, fields)
+    for srv, name in ((InjectFault, 'stf/fault/inject'), (ClearFault, 'stf/fault/clear')):
+        reply = client.call(srv, name, component_id='x' * 100_000)
+        assert not reply.accepted and 'unknown component' in reply.message
+    assert client.call(ListCommands, 'stf/command/list', status='DROP TABLE').commands == []
+    assert client.commands() == before
+    assert client.status(process(client)) in {CommandStatus.PENDING, CommandStatus.IN_PROGRESS}
+
+
+def test_emergency_stop_fails_and_pauses_reset_resumes(
+    client: Client, scheduler: Scheduler
+) -> None:
+    stopped = process(client)
+    waiting = process(client)
+    replies: list[Any] = []
+    client.when_step(stopped, ON_BELT, lambda: replies.append(
+        client.call(Trigger, 'stf/emergency_stop')))  # fmt: skip
+    client.wait_fired(stopped, ON_BELT)
+    assert replies[0].success, replies[0].message
+    command = client.commands()[stopped]
+    assert command.status == CommandStatus.FAILED and 'emergency stop' in command.message
+    time.sleep(1.0)  # 20 s of sim time: nothing moves while paused
+    assert client.status(waiting) == CommandStatus.PENDING
+    assert client.call(Trigger, 'stf/reset').success
+    commands = client.wait_finished(waiting)
+    assert commands[waiting].status == CommandStatus.COMPLETED, commands[waiting].message
+    assert client.slots()[command.source_slot].id == command.workpiece_id  # recovered
+
+
+def test_fault_facade_forwards_to_the_owner(client: Client, scheduler: Scheduler) -> None:
+    reply = client.call(
+        InjectFault, 'stf/fault/inject', component_id='CONV_M1', fault='OVERCURRENT', magnitude=2.0
+    )
+    assert reply.accepted and 'CONV_M1' in reply.message, reply.message
+    reply = client.call(InjectFault, 'stf/fault/inject', component_id='VGR_M1_ARM', fault='NOPE')
+    assert not reply.accepted and reply.message  # the station's own refusal, forwarded
+    assert client.call(ClearFault, 'stf/fault/clear', component_id='CONV_M1').accepted
+    assert client.call(ClearFault, 'stf/fault/clear').accepted
+    reply = client.call(InjectFault, 'stf/fault/inject', component_id='HBW_M9', fault='STALL')
+    assert not reply.accepted and 'unknown component' in reply.message
+
+
+def test_process_order_on_postgresql(
+    client: Client,
+    processes: Processes,
+    scratch_databases: Any,  # noqa: F811 - fixture
+) -> None:
+    url: URL = scratch_databases.url('postgresql')
+    scheduler = Scheduler(processes, f'db_url:={url.render_as_string(hide_password=False)}', client)
+    scheduler.start()
+    baked = process(client)
+    command = client.wait_finished(baked)[baked]
+    assert command.status == CommandStatus.COMPLETED, command.message
+    assert client.slots()[command.source_slot].status == 2
