@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 import zenoh
@@ -27,6 +28,7 @@ from stf_nodes.runtime.arguments import RosArguments, parse_ros_args
 
 if TYPE_CHECKING:
     from stf_nodes.runtime.graph import Graph
+    from stf_nodes.runtime.node import Node
 
 DEFAULT_ROUTER = 'tcp/127.0.0.1:7447'
 
@@ -96,8 +98,11 @@ class Context:
         self._lock = threading.Lock()
         self._session: zenoh.Session | None = None
         self._graph: Graph | None = None
-        self._shutdown_callbacks: list[object] = []
+        self.nodes: weakref.WeakSet[Node] = weakref.WeakSet()
         self.ok = True
+        # Zenoh delivers to Python threads that live as long as their entities; a program that
+        # ends without shutdown() would wait for them forever. Close before threads are joined.
+        threading._register_atexit(_shutdown_at_exit, weakref.ref(self))  # type: ignore[attr-defined]
 
     @property
     def session(self) -> zenoh.Session:
@@ -140,7 +145,9 @@ class Context:
         return next(self._ids)
 
     def shutdown(self) -> None:
-        """Close the session; entities must have been destroyed by their nodes first."""
+        """Destroy the nodes still alive, then close the session."""
+        for node in list(self.nodes):
+            node.destroy_node()
         with self._lock:
             self.ok = False
             graph, self._graph = self._graph, None
@@ -149,6 +156,12 @@ class Context:
             graph.close()
         if session is not None:
             session.close()
+
+
+def _shutdown_at_exit(context_ref: weakref.ref[Context]) -> None:
+    context = context_ref()
+    if context is not None and context.ok:
+        context.shutdown()
 
 
 _default_context: Context | None = None

@@ -145,6 +145,7 @@ class Node:
             (local_args and local_args.namespace) or process_args.namespace or namespace or ''
         )
         self.node_id = self.context.next_id()
+        self.destroyed = False
         self._lock = threading.RLock()
         self._executor: Any = None
         self._backlog: list[Any] = []
@@ -281,6 +282,10 @@ class Node:
 
     def destroy_node(self) -> None:
         """Undeclare every entity and the node's token; the context stays open."""
+        if self.destroyed:
+            return
+        self.destroyed = True
+        self.context.nodes.discard(self)
         if self._executor is not None:
             self._executor.remove_node(self)
         for entity in [
