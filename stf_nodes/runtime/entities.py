@@ -16,6 +16,7 @@ is logged. A node never crashes on bad input.
 from __future__ import annotations
 
 import collections
+import os
 import struct
 import threading
 import time
@@ -38,9 +39,9 @@ from stf_nodes.runtime.qos import (
 if TYPE_CHECKING:
     from stf_nodes.runtime.node import Node
 
-#: Largest serialized message accepted on publish and on receive (override per process with
-#: `STF_MAX_MESSAGE_BYTES`).
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+#: Largest serialized message accepted on publish and on receive, in bytes (default 64 MiB;
+#: override per process with the environment variable `STF_MAX_MESSAGE_BYTES`).
+MAX_MESSAGE_BYTES = int(os.environ.get('STF_MAX_MESSAGE_BYTES', str(64 * 1024 * 1024)))
 
 _ATTACHMENT = struct.Struct('<qqB16s')
 
