@@ -4,7 +4,8 @@ A station node owns one pure simulation model (`stf_nodes.sim`) and does only tr
 
 - parameters: every field of the station's config (see `config/factory.yaml`), plus
   `physics_rate` (Hz, default 50), `diagnostics_rate` (Hz, default 1) and `mount_xyz_m`
-  (the station's origin in the `world` frame);
+  (the station's origin in the `world` frame); `publish_rate` and `diagnostics_rate` can be
+  changed while the node runs (`stf param set /hbw publish_rate 5.0`), the rest are read-only;
 - a timer on the node clock steps the model by the ROS time elapsed since the last step (in
   sub-steps of at most `1 / physics_rate`), so under `use_sim_time` the physics follows
   `/clock` at whatever `time_scale` it runs;
@@ -48,9 +49,15 @@ DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticAr
 DiagnosticStatus = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticStatus')
 KeyValue = interfaces.get_message_class('diagnostic_msgs/msg/KeyValue')
 Header = interfaces.get_message_class('std_msgs/msg/Header')
+SetParametersResult = interfaces.get_message_class('rcl_interfaces/msg/SetParametersResult')
 
-#: A gap longer than this (paused /clock, suspended process) is not simulated in one go.
-MAX_STEP_GAP_S = 1.0
+#: Parameters that take effect while the node runs; the others are read-only.
+LIVE_PARAMETERS = frozenset({'publish_rate', 'diagnostics_rate'})
+
+#: Longest stretch of ROS time simulated in one tick. A longer gap (a paused /clock, a
+#: suspended process, a clock far faster than the physics can follow) is cut to this, with a
+#: warning, instead of freezing the node while it catches up.
+MAX_STEP_GAP_S = 10.0
 RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
 
 
@@ -67,7 +74,8 @@ class StationNode(runtime.Node):
         super().__init__(self.station, **kwargs)
         defaults = self.config_class().to_parameters()
         for name, value in defaults.items():
-            self.declare_parameter(name, value)
+            # The model is built once from its config; only the output rates change live.
+            self.declare_parameter(name, value, read_only=name not in LIVE_PARAMETERS)
         self.declare_parameter('physics_rate', 50.0, description='physics steps per second')
         self.declare_parameter('diagnostics_rate', 1.0, description='/diagnostics rate in Hz')
         self.declare_parameter(
@@ -101,7 +109,21 @@ class StationNode(runtime.Node):
         self._since_publish_s = self._publish_period_s
         self._since_diagnostics_s = self._diagnostics_period_s
         self.create_timer(self._max_step_s, self._on_tick)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self.get_logger().info(f'{self.station} ready ({", ".join(self.model.verbs)})')
+
+    def _on_set_parameters(self, parameters: list[runtime.Parameter]) -> Any:
+        periods = {}
+        for parameter in parameters:
+            if parameter.name in LIVE_PARAMETERS:
+                if not isinstance(parameter.value, (int, float)) or parameter.value <= 0:
+                    return SetParametersResult(
+                        successful=False, reason=f'{parameter.name} must be a rate > 0 Hz'
+                    )
+                periods[parameter.name] = 1.0 / parameter.value
+        self._publish_period_s = periods.get('publish_rate', self._publish_period_s)
+        self._diagnostics_period_s = periods.get('diagnostics_rate', self._diagnostics_period_s)
+        return SetParametersResult(successful=True)
 
     # -- the physics loop -----------------------------------------------------------------
 
@@ -110,7 +132,14 @@ class StationNode(runtime.Node):
         if self._last_step_ns is None or now_ns < self._last_step_ns:
             self._last_step_ns = now_ns  # first tick, or time jumped back (sim time restart)
             return
-        elapsed = min((now_ns - self._last_step_ns) / 1e9, MAX_STEP_GAP_S)
+        elapsed = (now_ns - self._last_step_ns) / 1e9
+        if elapsed > MAX_STEP_GAP_S:
+            self.get_logger().warning(
+                f'{elapsed:.1f} s of ROS time passed in one tick; simulating '
+                f'{MAX_STEP_GAP_S:g} s of it',
+                throttle_duration_sec=10.0,
+            )
+            elapsed = MAX_STEP_GAP_S
         self._last_step_ns = now_ns
         remaining = elapsed
         while remaining > 1e-9:
