@@ -7,9 +7,11 @@ arguments; ``scheduler_node`` is left out (``enable_scheduler:=false``) until it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -43,7 +45,16 @@ def runs() -> Iterator[list[LaunchRun]]:
     started: list[LaunchRun] = []
     yield started
     for run in started:
-        run.kill()
+        # A failed test: let the launcher stop its process groups, then kill what is left.
+        if run.process.poll() is None:
+            tree = descendants(run.process.pid)
+            run.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                run.process.wait(timeout=15)
+            run.kill()
+            for pid in tree:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def launch_args(*args: str) -> list[str]:
