@@ -588,6 +588,9 @@ def _command_msg(record: CommandRecord) -> Any:
     )
 
 
+NODE_CLASS = SchedulerNode
+
+
 def main(args: list[str] | None = None) -> int:
     return runtime.run_node(SchedulerNode, args)
 

@@ -488,7 +488,7 @@ class Client(_Endpoint):
             payload,
             attachment,
             deadline - time.monotonic(),
-            zenoh.handlers.Callback(on_reply, on_done, indirect=False),
+            zenoh.handlers.Callback(on_reply, on_done),
         )
 
 

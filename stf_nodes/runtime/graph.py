@@ -27,13 +27,23 @@ class Graph:
         self._listeners: list[Callable[[], None]] = []
         key = f'{names.LIVELINESS_PREFIX}/{domain_id}/**'
         self._subscriber = session.liveliness().declare_subscriber(
-            key, zenoh.handlers.Callback(self._on_token, indirect=False), history=True
+            key, zenoh.handlers.Callback(self._on_token), history=True
         )
-        # The subscriber's history arrives asynchronously; a liveliness query returns once
-        # every peer and the router have answered, so the graph is complete on return.
-        for reply in session.liveliness().get(key, timeout=self.INITIAL_QUERY_TIMEOUT_S):
-            if reply.ok is not None:
-                self._on_token(reply.ok)
+        # The subscriber's history arrives asynchronously; a liveliness query ends once every
+        # peer and the router have answered, so the graph is complete when it is done. Replies
+        # go to a callback: a bounded channel could fill up with the tokens this session
+        # already knows before we get to read it.
+        done = threading.Event()
+        session.liveliness().get(
+            key,
+            zenoh.handlers.Callback(self._on_reply, done.set),
+            timeout=self.INITIAL_QUERY_TIMEOUT_S,
+        )
+        done.wait(self.INITIAL_QUERY_TIMEOUT_S + 1.0)
+
+    def _on_reply(self, reply: zenoh.Reply) -> None:
+        if reply.ok is not None:
+            self._on_token(reply.ok)
 
     def _on_token(self, sample: zenoh.Sample) -> None:
         key = str(sample.key_expr)
