@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,21 @@ def test_node_executable_starts_is_listed_and_stops_on_sigint(
         '--params-file',
         str(FACTORY_YAML),
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(node.stdout), daemon=True)
+    reader.start()
+    # Listed as soon as its node token exists; ready once its constructor logged.
     wait_until(
-        lambda: f'{namespace}/{name}' in stf('node', 'list').stdout.split() or node.poll(),
+        lambda: (
+            any(f'[{namespace[1:]}.{name}]: ' in line for line in lines) or node.poll() is not None
+        ),
         timeout=20,
     )
-    assert node.poll() is None, node.stdout.read()
+    assert node.poll() is None, ''.join(lines)
+    assert f'{namespace}/{name}' in stf('node', 'list').stdout.split()
 
     node.send_signal(signal.SIGINT)
 
     assert node.wait(timeout=10) == 0
-    output = node.stdout.read()
-    assert 'Traceback' not in output
-    assert f'[{namespace[1:]}.{name}]: ' in output  # its ready message in the log
+    reader.join(timeout=5)
+    assert 'Traceback' not in ''.join(lines)
