@@ -237,11 +237,6 @@ class Executor:
     # -- inputs ----------------------------------------------------------------------------
 
     @property
-    def running(self) -> CommandRecord | None:
-        """The command whose plan or cancel-recovery runs now."""
-        return None if self._job is None else self._job.command
-
-    @property
     def busy(self) -> bool:
         """A job runs or waits to run (recovery, reconciliation)."""
         return any(job is not None for job in (self._job, self._recovery, self._reconcile))
