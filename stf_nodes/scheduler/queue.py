@@ -411,7 +411,7 @@ class CommandQueue:
                 if row is None:
                     row = rows[slot] = InventoryRow(slot=slot)
                     session.add(row)
-                elif _slot_record(row).workpiece == reported.workpiece and (
+                elif _workpiece(row) == reported.workpiece and (
                     row.carrier_id == reported.carrier_id
                 ):
                     continue
@@ -828,9 +828,7 @@ def _slot_record(row: InventoryRow) -> InventorySlot:
     return InventorySlot(
         slot=row.slot,
         carrier_id=row.carrier_id,
-        workpiece=Workpiece(
-            id=row.workpiece_id, flavor=row.flavor, status=WorkpieceStatus(row.status)
-        ),
+        workpiece=_workpiece(row),
         reserved_by=row.reserved_by,
         updated_at=row.updated_at,
     )
@@ -842,9 +840,12 @@ def _inventory_event_record(row: InventoryEventRow) -> InventoryEvent:
         slot=row.slot,
         command_id=row.command_id,
         carrier_id=row.carrier_id,
-        workpiece=Workpiece(
-            id=row.workpiece_id, flavor=row.flavor, status=WorkpieceStatus(row.status)
-        ),
+        workpiece=_workpiece(row),
         reason=row.reason,
         at=row.at,
     )
+
+
+def _workpiece(row: InventoryRow | InventoryEventRow) -> Workpiece:
+    """The workpiece columns of an inventory or inventory-event row."""
+    return Workpiece(id=row.workpiece_id, flavor=row.flavor, status=WorkpieceStatus(row.status))
