@@ -45,7 +45,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -101,6 +101,7 @@ _STATION_SERVICES = {
     'fault/clear': ClearFault,
 }
 RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
+_Result = TypeVar('_Result')
 #: Finished task statuses kept per scheduler for matching with late service replies.
 KEPT_RESULTS = 256
 _RESULTS = {
@@ -400,15 +401,23 @@ class SchedulerNode(runtime.Node):
 
     # -- orders ---------------------------------------------------------------------------
 
-    def _submit(self, response: Any, submit: Callable[[], CommandRecord]) -> Any:
+    def _call_queue(
+        self, response: Any, call: Callable[[], _Result], *, action: str, undone: str
+    ) -> _Result | None:
+        """``call()``, or None once a refusal or a database error is answered in ``response``
+        (``accepted`` false; for a database error the message says nothing was ``undone``)."""
         try:
-            record = submit()
+            return call()
         except Rejected as exc:
             response.accepted, response.message = False, exc.reason
-            return response
         except SQLAlchemyError as exc:
-            self.get_logger().error(f'database error on submit: {exc}')
-            response.accepted, response.message = False, 'database error; nothing queued'
+            self.get_logger().error(f'database error on {action}: {exc}')
+            response.accepted, response.message = False, f'database error; nothing {undone}'
+        return None
+
+    def _submit(self, response: Any, submit: Callable[[], CommandRecord]) -> Any:
+        record = self._call_queue(response, submit, action='submit', undone='queued')
+        if record is None:
             return response
         response.accepted, response.command_id, response.message = True, record.id, record.message
         self._announce(record)
@@ -438,14 +447,13 @@ class SchedulerNode(runtime.Node):
         )
 
     def _on_cancel(self, request: Any, response: Any) -> Any:
-        try:
-            outcome = self._queue.cancel(request.command_id)
-        except Rejected as exc:
-            response.accepted, response.message = False, exc.reason
-            return response
-        except SQLAlchemyError as exc:
-            self.get_logger().error(f'database error on cancel: {exc}')
-            response.accepted, response.message = False, 'database error; nothing cancelled'
+        outcome = self._call_queue(
+            response,
+            lambda: self._queue.cancel(request.command_id),
+            action='cancel',
+            undone='cancelled',
+        )
+        if outcome is None:
             return response
         response.accepted = True
         if not outcome.stop_required:
