@@ -38,6 +38,18 @@ def node_executables() -> list[str]:
     return sorted(name for name in console_scripts() if name.endswith('_node'))
 
 
+def entry_point_of(executable: str) -> metadata.EntryPoint:
+    """The console script ``executable`` of ``stf_digital_twin``; LaunchError when unknown."""
+    entry_point = console_scripts().get(executable)
+    if entry_point is None:
+        known = ', '.join(node_executables()) or 'none installed yet'
+        raise LaunchError(
+            f'executable {executable!r} not found in package {PACKAGE!r} (node executables: '
+            f'{known})'
+        )
+    return entry_point
+
+
 def resolve_executable(package: str, executable: str) -> list[str]:
     """Run a console script of ``stf_digital_twin`` with this interpreter.
 
@@ -46,13 +58,7 @@ def resolve_executable(package: str, executable: str) -> list[str]:
     """
     if package != PACKAGE:
         raise LaunchError(f'package {package!r} is not available (only {PACKAGE!r})')
-    entry_point = console_scripts().get(executable)
-    if entry_point is None:
-        known = ', '.join(node_executables()) or 'none installed yet'
-        raise LaunchError(
-            f'executable {executable!r} not found in package {package!r} (node executables: '
-            f'{known})'
-        )
+    entry_point = entry_point_of(executable)
     function = entry_point.attr.split('.')[0]
     code = f'import sys; from {entry_point.module} import {function}; '
     code += f'sys.exit({entry_point.attr}())'

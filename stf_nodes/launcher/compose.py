@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from stf_nodes import runtime
-from stf_nodes.launcher.commands import console_scripts, node_command, node_executables
+from stf_nodes.launcher.commands import entry_point_of, node_command
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.substitutions import PACKAGE
 from stf_nodes.launcher.supervisor import ProcessSpec
@@ -59,13 +59,7 @@ class ComposedNode:
 
 def node_class(executable: str) -> type[runtime.Node]:
     """The node class of an installed node executable (its module's ``NODE_CLASS``)."""
-    entry_point = console_scripts().get(executable)
-    if entry_point is None:
-        known = ', '.join(node_executables()) or 'none installed yet'
-        raise LaunchError(
-            f'executable {executable!r} not found in package {PACKAGE!r} (node executables: '
-            f'{known})'
-        )
+    entry_point = entry_point_of(executable)
     module = importlib.import_module(entry_point.module)
     cls = getattr(module, NODE_CLASS_ATTRIBUTE, None)
     if not isinstance(cls, type) or not issubclass(cls, runtime.Node):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stf_nodes.hbw_node import HbwNode
-from stf_nodes.launcher import compose
+from stf_nodes.launcher import commands, compose
 from stf_nodes.launcher.commands import node_command, resolve_executable
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.parser import load_launch
@@ -70,7 +70,7 @@ def test_executable_without_node_class_is_refused(
             name='plain_node', value='stf_nodes.export:main', group='console_scripts'
         )
     }
-    monkeypatch.setattr(compose, 'console_scripts', lambda: scripts)
+    monkeypatch.setattr(commands, 'console_scripts', lambda: scripts)
     with pytest.raises(
         LaunchError,
         match=r"test.launch.xml:3: executable 'plain_node' cannot be "
