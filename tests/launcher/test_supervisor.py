@@ -15,6 +15,7 @@ import pytest
 
 from stf_nodes.launcher import LaunchError, ProcessSpec, Supervisor, launch_main
 from stf_nodes.launcher.supervisor import parse_endpoint, port_open
+from tests.conftest import free_port
 from tests.launcher.conftest import Launcher, pid_alive
 
 NO_ROUTER = '--no-router'
@@ -26,12 +27,6 @@ def node(name: str, args: str = '', extra: str = '') -> str:
 
 def pids(run_lines: list[str], pattern: str = 'pid=') -> set[int]:
     return {int(line.split('pid=')[1]) for line in run_lines if pattern in line}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return int(probe.getsockname()[1])
 
 
 def test_output_is_prefixed_per_line_with_stderr_merged() -> None:
