@@ -5,9 +5,10 @@ inventory this script seeds with nine RAW_DOUGH cookies (no station nodes run, s
 executes: every accepted order stays PENDING until cancelled). Measures:
 - `ProcessOrder` service round trip (p50, p99): one client submits `source_slot: A1` and then
   cancels it (a reservation allows one unfinished order per cookie), N times;
-- sustained accepted submissions per second: nine client threads, one per slot, each
-  submitting a valid ProcessOrder for its slot and cancelling it, as fast as answered; the
-  rate counts accepted submissions (each pair is two committed transactions);
+- sustained accepted submissions per second: nine client loops, one per slot, spread over
+  `--processes` client processes, each submitting a valid ProcessOrder for its slot and
+  cancelling it, as fast as answered; the rate counts accepted submissions (each pair is two
+  committed transactions: the node commits twice as many);
 - baselines in the same run: an empty service round trip to the same node
   (`/scheduler/get_parameter_types`, no database), and the raw `CommandQueue.submit_process` +
   `cancel` rate on the same kind of database without the service layer.
@@ -73,13 +74,16 @@ def round_trips(call: Callable[[], object], count: int) -> list[float]:
     return times
 
 
-def sustained_rate(node: runtime.Node, seconds: float) -> float:
-    """Accepted submissions per second with one submit+cancel loop per slot."""
-    accepted = [0] * len(SLOTS)
+def client_loops(slots: list[str], seconds: float) -> int:
+    """Body of one client process: a submit+cancel loop per slot; returns accepted orders."""
+    runtime.init([])
+    node = runtime.Node(f'scheduler_bench_client_{os.getpid()}')
+    accepted = [0] * len(slots)
+    submit = node.create_client(ProcessOrder, '/stf/order/process')
+    submit.wait_for_service(10.0)
     stop = time.monotonic() + seconds
 
     def loop(index: int, slot: str) -> None:
-        submit = node.create_client(ProcessOrder, '/stf/order/process')
         cancel = node.create_client(CancelCommand, '/stf/command/cancel')
         while time.monotonic() < stop:
             reply = submit.call(ProcessOrder.Request(source_slot=slot))
@@ -87,13 +91,31 @@ def sustained_rate(node: runtime.Node, seconds: float) -> float:
                 accepted[index] += 1
                 cancel.call(CancelCommand.Request(command_id=reply.command_id))
 
-    threads = [threading.Thread(target=loop, args=item) for item in enumerate(SLOTS)]
-    start = time.monotonic()
+    threads = [threading.Thread(target=loop, args=item) for item in enumerate(slots)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(accepted) / (time.monotonic() - start)
+    runtime.shutdown()
+    return sum(accepted)
+
+
+def sustained_rate(seconds: float, processes: int) -> float:
+    """Accepted submissions per second: one submit+cancel loop per slot, the nine loops spread
+    over client processes so the clients' own Python does not cap what the node accepts."""
+    groups = [list(SLOTS[index::processes]) for index in range(processes)]
+    clients = [
+        subprocess.Popen(
+            [sys.executable, __file__, '--client', ','.join(group), '--seconds', str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for group in groups
+    ]
+    accepted = sum(
+        int(client.communicate(timeout=seconds + 60)[0].split()[-1]) for client in clients
+    )
+    return accepted / seconds
 
 
 def raw_queue_rate(path: Path, seconds: float) -> float:
@@ -111,7 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--calls', type=int, default=1000, help='round trips per latency row')
     parser.add_argument('--seconds', type=float, default=5.0, help='duration of each rate row')
+    parser.add_argument('--processes', type=int, default=3, help='client processes')
+    parser.add_argument('--client', help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.client:
+        print(client_loops(options.client.split(','), options.seconds))
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix='stf_sched_bench_'))
     endpoint = f'tcp/127.0.0.1:{free_port()}'
@@ -146,7 +173,7 @@ def main() -> None:
         empty_ms = round_trips(lambda: empty.call(GetParameterTypes.Request()), options.calls)
         elapsed: list[float] = []
         round_trips(process_then_cancel, options.calls)
-        rate = sustained_rate(node, options.seconds)
+        rate = sustained_rate(options.seconds, options.processes)
         raw = raw_queue_rate(workdir / 'raw.db', options.seconds)
     finally:
         for process in (scheduler, router):
@@ -165,7 +192,7 @@ def main() -> None:
         p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
         print(f'{label:<58} {p50:8.2f} {p99:8.2f} {per_s:8.0f}')
     for label, value in (
-        ('sustained accepted ProcessOrders, 9 clients (+ cancels)', rate),
+        (f'sustained accepted ProcessOrders, 9 loops in {options.processes} processes', rate),
         ('raw CommandQueue submit+cancel pairs, no service (baseline)', raw),
     ):
         print(f'{label:<58} {"":>8} {"":>8} {value:8.0f}')

@@ -40,6 +40,7 @@ __all__ = [
     'SerdeError',
     'ServiceType',
     'dds_type_name',
+    'decoder',
     'deserialize',
     'from_data',
     'get_message_class',

@@ -265,7 +265,7 @@ class Subscription(_Inbox):
         super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
         self.callback = callback
         self.raw = raw
-        self._decode = interfaces.decoder(self.type_name)
+        self._decode = None if raw else interfaces.decoder(self.type_name)
         self._init_inbox(
             qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
         )
