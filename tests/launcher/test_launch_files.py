@@ -36,7 +36,8 @@ def test_validates_against_ros2_launch_xsd(path: Path) -> None:
     assert schema.validate(document), schema.error_log
 
 
-def test_factory_defaults(params_file: Path) -> None:
+def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv('DATABASE_URL', raising=False)
     description = load_launch(
         REPO_ROOT / 'launch' / 'factory.launch.xml', {'params_file': str(params_file)}
     )
@@ -46,7 +47,10 @@ def test_factory_defaults(params_file: Path) -> None:
         assert node.executable == f'{node.name}_node'
         assert node.namespace == '/'
         assert (node.respawn, node.respawn_delay) == (True, 1.0)
-        assert node.parameters == (params_file, {'use_sim_time': False})
+        inline = {'use_sim_time': False}
+        if node.name == 'scheduler':
+            inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
+        assert node.parameters == (params_file, inline)
     assert [arg.name for arg in description.arguments] == [
         'namespace',
         'use_sim_time',
@@ -63,6 +67,26 @@ def test_factory_defaults(params_file: Path) -> None:
     assert description.arguments[3].default == (
         '$(find-pkg-share stf_digital_twin)/config/factory.yaml'
     )
+
+
+def test_database_url_from_environment_and_per_fleet_factory(
+    params_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv('DATABASE_URL', 'postgresql://127.0.0.1/stf')
+    factory = load_launch(
+        REPO_ROOT / 'launch' / 'factory.launch.xml', {'params_file': str(params_file)}
+    )
+    scheduler = next(node for node in factory.nodes if node.name == 'scheduler')
+    assert scheduler.parameters[1]['db_url'] == 'postgresql://127.0.0.1/stf'
+    fleet = load_launch(
+        REPO_ROOT / 'launch' / 'fleet.launch.xml', {'params_file': str(params_file), 'count': '3'}
+    )
+    urls = {
+        node.namespace: node.parameters[1]['db_url']
+        for node in fleet.nodes
+        if node.name == 'scheduler'
+    }
+    assert urls == {f'/factory_{k}': f'sqlite:///./stf_factory_{k}.db' for k in (1, 2, 3)}
 
 
 def test_factory_namespace_and_sim_time(params_file: Path) -> None:
