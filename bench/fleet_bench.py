@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from stf_nodes.launcher.commands import node_executables
 from stf_nodes.launcher.compose import node_class
 from stf_nodes.launcher.model import LaunchError
 from stf_nodes.launcher.parser import load_launch
-from stf_nodes.runtime.router import is_listening
+from stf_nodes.runtime.router import free_port, is_listening
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
 FACTORY = LAUNCH_DIR / 'factory.launch.xml'
@@ -52,12 +51,6 @@ class Usage:
     processes: int
     cpu_percent: float
     memory_mb: float
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
 
 
 def scheduler_args() -> list[str]:

@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import zenoh
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.context import session_config
-from stf_nodes.runtime.router import is_listening
+from stf_nodes.runtime.router import free_port, is_listening
 
 ADD = 'example_interfaces/srv/AddTwoInts'
 SAMPLE = MotorState(
@@ -296,9 +295,7 @@ def main() -> int:
         (peer_stf if args.peer == 'stf' else peer_raw)(args.messages)
         return 0
 
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        endpoint = f'tcp/127.0.0.1:{sock.getsockname()[1]}'
+    endpoint = f'tcp/127.0.0.1:{free_port()}'
     os.environ['ZENOH_ROUTER'] = endpoint
     router = subprocess.Popen(
         [sys.executable, '-m', 'stf_nodes.cli', 'router'], stdout=subprocess.DEVNULL

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.runtime.router import is_listening
+from stf_nodes.runtime.router import free_port, is_listening
 from stf_nodes.scheduler import SLOTS, CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
 from stf_nodes.storage import create_schema, make_engine
 
@@ -44,12 +43,6 @@ STOCK = [
     InventorySlot(slot, f'c{n}', Workpiece(f'w{n}', 'CHOCO', WorkpieceStatus.RAW_DOUGH))
     for n, slot in enumerate(SLOTS)
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def seeded_queue(path: Path) -> CommandQueue:

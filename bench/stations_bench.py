@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 # The probe lives with the station tests; the benchmark reuses it rather than copy it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stf_nodes.runtime.router import is_listening
+from stf_nodes.runtime.router import free_port, is_listening
 from tests.stations.probe import (
     FACTORY_YAML,
     STATIONS,
@@ -45,12 +44,6 @@ IDLE_NODE = [
     '-c',
     'from stf_nodes import runtime; runtime.run_node(lambda: runtime.Node("idle"))',
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def start_router() -> subprocess.Popen[bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from stf_nodes.runtime.router import free_port, is_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO_ROOT.parent / 'shared' / 'testdata'
@@ -26,17 +27,9 @@ def shared_testdata() -> Path:
     return SHARED_TESTDATA
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope='session')
 def router() -> Iterator[str]:
     """A real `stf router` on a free loopback port; ZENOH_ROUTER points every node at it."""
-    from stf_nodes.runtime.router import is_listening
-
     endpoint = f'tcp/127.0.0.1:{free_port()}'
     os.environ['ZENOH_ROUTER'] = endpoint
     process = subprocess.Popen(

@@ -24,6 +24,13 @@ def endpoint_address(endpoint: str) -> tuple[str, int]:
     return host.strip('[]'), int(port)
 
 
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (for routers of tests and benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
 def is_listening(endpoint: str, timeout_s: float = 0.5) -> bool:
     """True when something accepts TCP connections on the endpoint."""
     try:
