@@ -55,6 +55,8 @@ def peer(router: str) -> Iterator[zenoh.Session]:
     }.items():
         config.insert_json5(key, json.dumps(value))
     session = zenoh.open(config)
+    # A peer's open() returns before its router link is up (as rmw_zenoh does, wait for it).
+    wait_until(lambda: list(session.info.routers_zid()))
     yield session
     session.close()
 
