@@ -138,10 +138,8 @@ class StfSide:
         self.request = self.add.srv_type.Request(a=1, b=2)
         threading.Thread(target=self.executor.spin, daemon=True).start()
         self.add.wait_for_service(10)
-        deadline = time.monotonic() + 10
-        while self.ping.get_subscription_count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
+        if not self.ping.wait_for_subscribers(10):
+            raise RuntimeError('the stf peer did not subscribe')
 
     def _on_flood(self, _: Any) -> None:
         self.flood_count += 1

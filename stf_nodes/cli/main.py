@@ -193,13 +193,9 @@ def cmd_topic_pub(args: argparse.Namespace) -> int:
     msg_class = _message_class(args.type)
     message = _build(msg_class.__msgtype__, args.values, 'message')
     with _cli_node() as node:
-        from stf_nodes.runtime import names
-
         topic = node.resolve_name(args.topic)
         publisher = node.create_publisher(msg_class, topic, 10)
-        node.context.graph.wait_for(
-            lambda g: g.count(topic, names.SUBSCRIPTION) > 0, args.wait_matching
-        )
+        publisher.wait_for_subscribers(args.wait_matching)
         times = 1 if args.once else args.times
         period = 1.0 / args.rate
         count = 0

@@ -243,6 +243,25 @@ class Publisher(_Endpoint):
     def get_subscription_count(self) -> int:
         return self.node.context.graph.count(self.name, names.SUBSCRIPTION)
 
+    def wait_for_subscribers(self, timeout_s: float) -> bool:
+        """Wait until a subscription is in the graph and Zenoh has a route to it.
+
+        The graph (liveliness, through the router) can show a subscription before the direct
+        peer link that carries the data is up; a sample published in that gap is lost.
+        """
+        deadline = time.monotonic() + timeout_s
+        if not self.node.context.graph.wait_for(
+            lambda g: g.count(self.name, names.SUBSCRIPTION) > 0, timeout_s
+        ):
+            return False
+        status = getattr(self._publisher, 'matching_status', None)  # advanced: graph only
+        while status is not None and not status.matching:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+            status = self._publisher.matching_status
+        return True
+
     def destroy(self) -> None:
         super().destroy()
         self._publisher.undeclare()

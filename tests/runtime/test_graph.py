@@ -10,7 +10,7 @@ import pytest
 
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
-from tests.conftest import Processes, stf, wait_until
+from tests.conftest import Processes, stf
 from tests.runtime.conftest import DEMO
 
 
@@ -35,7 +35,7 @@ def test_subscription_receives_what_we_publish(demo: Any, node: runtime.Node) ->
     echoed: list[Any] = []
     node.create_subscription(string, '/t1/echo_out', echoed.append, 10)
     publisher = node.create_publisher(string, '/t1/echo_in', 10)
-    wait_until(lambda: publisher.get_subscription_count() > 0)
+    assert publisher.wait_for_subscribers(10)
     publisher.publish(string(data='round trip'))
     spin_until(node, lambda: echoed)
     assert echoed[0].data == 'round trip'
@@ -186,7 +186,7 @@ def test_malformed_and_oversized_cdr_is_dropped_not_fatal(demo: Any, node: runti
     echoed: list[Any] = []
     node.create_subscription(string, '/t1/echo_out', echoed.append, 10)
     publisher = node.create_publisher(string, '/t1/echo_in', 10)
-    wait_until(lambda: publisher.get_subscription_count() > 0)
+    assert publisher.wait_for_subscribers(10)
     for garbage in (b'', b'\x00\x01\x00\x00\xff\xff\xff\x7f', b'\x07' * 3, b'\x00\x01\x00\x00'):
         node.context.session.put(publisher.keyexpr, garbage)
     publisher.publish(string(data='still alive'))
