@@ -124,9 +124,13 @@ class LaunchRun:
         code = self.process.wait(timeout=timeout)
         stderr = self.process.stderr.read()  # small: only error messages go there
         self._stdout.join(timeout=5)
+        self.collect()
+        return code, stderr
+
+    def collect(self) -> None:
+        """Move the output lines read so far into ``lines``."""
         while not self._queue.empty():
             self.lines.append(self._queue.get())
-        return code, stderr
 
     def kill(self) -> None:
         """Teardown: make sure nothing of this run survives a failed test."""

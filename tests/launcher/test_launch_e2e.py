@@ -122,7 +122,14 @@ def stop_with_ctrl_c(run: LaunchRun, port: int) -> None:
     assert tree
     started = time.monotonic()
     run.process.send_signal(signal.SIGINT)
-    code, stderr = run.finish(timeout=10)
+    try:
+        code, stderr = run.finish(timeout=10)
+    except subprocess.TimeoutExpired:
+        run.collect()
+        pytest.fail(
+            'stf launch still running 10 s after Ctrl-C; its last output:\n'
+            + '\n'.join(run.lines[-40:])
+        )
     assert time.monotonic() - started < 10
     assert code == 0, stderr
     assert not {pid for pid in tree if pid_alive(pid)}
