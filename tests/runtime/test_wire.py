@@ -156,16 +156,22 @@ def test_peer_calls_our_service(demo: Any, peer: zenoh.Session, store: Any) -> N
         )
     )
     gid = b'\xab' * 16
-    replies = list(
-        peer.get(
-            f'0/t1/add_two_ints/{ADD_KEY_TYPE}/{ADD_HASH}',
-            payload=payload,
-            attachment=attachment(7, gid),
-            target=zenoh.QueryTarget.ALL_COMPLETE,
-            consolidation=zenoh.ConsolidationMode.NONE,
-            timeout=5,
+
+    def call() -> list[zenoh.Reply]:
+        return list(
+            peer.get(
+                f'0/t1/add_two_ints/{ADD_KEY_TYPE}/{ADD_HASH}',
+                payload=payload,
+                attachment=attachment(7, gid),
+                target=zenoh.QueryTarget.ALL_COMPLETE,
+                consolidation=zenoh.ConsolidationMode.NONE,
+                timeout=5,
+            )
         )
-    )
+
+    # Like a ROS client after wait_for_service: until gossip has linked this peer to the
+    # server's, a query finds no queryable and ends with no reply; then it is tried again.
+    replies = wait_until(call)
     assert len(replies) == 1 and replies[0].ok is not None
     reply = replies[0].ok
     result = store.deserialize_cdr(
