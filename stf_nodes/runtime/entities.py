@@ -4,10 +4,11 @@ Every put, query and reply carries rmw_zenoh's 33-byte attachment: int64 sequenc
 int64 source timestamp (ns), LEB128 length 16, 16-byte GID (little endian). Payloads are CDR
 with the 4-byte encapsulation header and no Zenoh encoding.
 
-Incoming samples and queries are queued on the entity and executed by the node's executor
-(never on Zenoh's threads), so callbacks of one executor run one at a time, as in rclpy's
-single-threaded executor. Service clients do not need the executor: `call()` blocks on the
-reply and works inside callbacks too.
+Incoming samples and queries are queued on the entity and run under the executor's run lock
+(see `_Inbox`), so callbacks of one executor run one at a time, as in rclpy's single-threaded
+executor. Service clients do not need the executor: `call()` blocks on the reply and works
+inside callbacks too; a call that reaches no server while the graph shows one (its peer link
+not up yet) is retried until its timeout.
 
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
