@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ import zenoh
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.context import session_config
-from stf_nodes.runtime.router import free_port, is_listening
+from stf_nodes.runtime.router import spawn_router
 
 ADD = 'example_interfaces/srv/AddTwoInts'
 SAMPLE = MotorState(
@@ -293,14 +292,8 @@ def main() -> int:
         (peer_stf if args.peer == 'stf' else peer_raw)(args.messages)
         return 0
 
-    endpoint = f'tcp/127.0.0.1:{free_port()}'
-    os.environ['ZENOH_ROUTER'] = endpoint
-    router = subprocess.Popen(
-        [sys.executable, '-m', 'stf_nodes.cli', 'router'], stdout=subprocess.DEVNULL
-    )
+    endpoint, router = spawn_router()
     try:
-        while not is_listening(endpoint):
-            time.sleep(0.05)
         results = run(args)
         raw, stf = results['raw'], results['stf']
     finally:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.runtime.router import free_port, is_listening
+from stf_nodes.runtime.router import spawn_router
 from stf_nodes.scheduler import SLOTS, CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
 from stf_nodes.storage import create_schema, make_engine
 
@@ -134,14 +134,10 @@ def main() -> None:
         return
 
     workdir = Path(tempfile.mkdtemp(prefix='stf_sched_bench_'))
-    endpoint = f'tcp/127.0.0.1:{free_port()}'
-    os.environ['ZENOH_ROUTER'] = endpoint
     seeded_queue(workdir / 'node.db')
-    router = subprocess.Popen([sys.executable, '-m', 'stf_nodes.cli', 'router'])
+    router = spawn_router()[1]
     scheduler = None
     try:
-        while not is_listening(endpoint):
-            time.sleep(0.05)
         scheduler = subprocess.Popen(
             [sys.executable, '-m', 'stf_nodes.scheduler_node', '--ros-args',
              '-p', f'db_url:=sqlite:///{workdir / "node.db"}', '--log-level', 'WARN'],

@@ -27,7 +27,7 @@ from pathlib import Path
 # The probe lives with the station tests; the benchmark reuses it rather than copy it.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stf_nodes.runtime.router import free_port, is_listening
+from stf_nodes.runtime.router import spawn_router
 from tests.stations.probe import (
     FACTORY_YAML,
     STATIONS,
@@ -44,23 +44,6 @@ IDLE_NODE = [
     '-c',
     'from stf_nodes import runtime; runtime.run_node(lambda: runtime.Node("idle"))',
 ]
-
-
-def start_router() -> subprocess.Popen[bytes]:
-    endpoint = f'tcp/127.0.0.1:{free_port()}'
-    os.environ['ZENOH_ROUTER'] = endpoint
-    router = subprocess.Popen(
-        [sys.executable, '-m', 'stf_nodes.cli', 'router'],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not is_listening(endpoint):
-        if time.monotonic() > deadline:
-            router.kill()
-            raise SystemExit('router did not start')
-        time.sleep(0.05)
-    return router
 
 
 def stop(processes: list[subprocess.Popen[str]]) -> list[int]:
@@ -176,7 +159,7 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=20.0, help='CPU window, s of wall time')
     parser.add_argument('--scales', type=float, nargs='+', default=[10, 20, 50, 100, 200])
     args = parser.parse_args()
-    router = start_router()
+    router = spawn_router()[1]
     try:
         measure_cpu(args.seconds)
         measure_scales(args.scales)

@@ -3,7 +3,6 @@ processes that are always cleaned up, and the `stf` command line."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stf_nodes.runtime.router import free_port, is_listening
+from stf_nodes.runtime.router import spawn_router
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO_ROOT.parent / 'shared' / 'testdata'
@@ -30,19 +29,10 @@ def shared_testdata() -> Path:
 @pytest.fixture(scope='session')
 def router() -> Iterator[str]:
     """A real `stf router` on a free loopback port; ZENOH_ROUTER points every node at it."""
-    endpoint = f'tcp/127.0.0.1:{free_port()}'
-    os.environ['ZENOH_ROUTER'] = endpoint
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'stf_nodes.cli', 'router'],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 10
-    while not is_listening(endpoint):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail(f'router did not start: {process.stdout.read().decode()}')
-        time.sleep(0.05)
+    try:
+        endpoint, process = spawn_router()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     yield endpoint
     process.send_signal(signal.SIGINT)
     try:

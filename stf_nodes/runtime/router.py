@@ -7,10 +7,13 @@ until SIGINT or SIGTERM.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 
 import zenoh
 
@@ -38,6 +41,30 @@ def is_listening(endpoint: str, timeout_s: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def spawn_router(*, timeout_s: float = 10.0) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `stf router` on a free loopback port for tests and benchmarks.
+
+    Points `ZENOH_ROUTER` of this process (and so of its children) at it and returns the
+    endpoint and the process once it accepts connections; raises RuntimeError otherwise.
+    Stop it with SIGINT.
+    """
+    endpoint = f'tcp/127.0.0.1:{free_port()}'
+    os.environ['ZENOH_ROUTER'] = endpoint
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'stf_nodes.cli', 'router'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout_s
+    while not is_listening(endpoint):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            output = process.communicate()[0].decode(errors='replace')
+            raise RuntimeError(f'stf router did not start on {endpoint}: {output}')
+        time.sleep(0.05)
+    return endpoint, process
 
 
 def run_router() -> int:

@@ -23,7 +23,8 @@ import pytest
 from stf_nodes.launcher.commands import node_executables
 from stf_nodes.launcher.parser import load_launch
 from stf_nodes.launcher.supervisor import port_open
-from tests.conftest import free_port, stf, wait_until
+from stf_nodes.runtime.router import free_port
+from tests.conftest import stf, wait_until
 from tests.launcher.conftest import LaunchRun, pid_alive
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / 'launch'

@@ -15,7 +15,7 @@ import pytest
 
 from stf_nodes.launcher import LaunchError, ProcessSpec, Supervisor, launch_main
 from stf_nodes.launcher.supervisor import parse_endpoint, port_open
-from tests.conftest import free_port
+from stf_nodes.runtime.router import free_port
 from tests.launcher.conftest import Launcher, pid_alive
 
 NO_ROUTER = '--no-router'

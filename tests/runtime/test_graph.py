@@ -198,7 +198,7 @@ def test_malformed_and_oversized_cdr_is_dropped_not_fatal(demo: Any, node: runti
 def test_node_without_router_fails_fast(processes: Processes) -> None:
     import os
 
-    from tests.conftest import free_port
+    from stf_nodes.runtime.router import free_port
 
     env = {
         **os.environ,

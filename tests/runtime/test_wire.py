@@ -23,8 +23,8 @@ import zenoh
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.runtime.router import is_listening
-from tests.conftest import REPO_ROOT, SHARED_TESTDATA, Processes, free_port, wait_until
+from stf_nodes.runtime.router import free_port, is_listening
+from tests.conftest import REPO_ROOT, SHARED_TESTDATA, Processes, wait_until
 
 ORACLE = json.loads((SHARED_TESTDATA / 'ros2_oracle.json').read_text())
 STRING_HASH = next(m['rihs01'] for m in ORACLE['messages'] if m['type'] == 'std_msgs/msg/String')
