@@ -7,6 +7,7 @@ Module-level helpers mirror rclpy: `init`, `shutdown`, `ok`, `spin`, `spin_once`
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -106,8 +107,6 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
 
     Returns the process exit status: 0 on a clean stop, 1 when the node could not start.
     """
-    import sys
-
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node = None
     try:

@@ -24,7 +24,6 @@ class Graph:
     def __init__(self, *, session: zenoh.Session, domain_id: int) -> None:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Condition()
-        self._listeners: list[Callable[[], None]] = []
         key = f'{names.LIVELINESS_PREFIX}/{domain_id}/**'
         self._subscriber = session.liveliness().declare_subscriber(
             key, zenoh.handlers.Callback(self._on_token), history=True
@@ -56,19 +55,6 @@ class Graph:
             else:
                 self._tokens.pop(key, None)
             self._lock.notify_all()
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener()
-
-    def add_listener(self, listener: Callable[[], None]) -> None:
-        """Call `listener` (from a Zenoh thread; keep it short) after every graph change."""
-        with self._lock:
-            self._listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[], None]) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
 
     def tokens(self) -> list[Token]:
         with self._lock:
