@@ -7,7 +7,8 @@ Prints, from one run on the same disk:
 - submit: ``CommandQueue.submit_store`` with automatic slot choice (validate, lock the rack,
   insert command and event, reserve the slot: one transaction per call). A rack has nine slots,
   so after every nine submissions the commands are cancelled, untimed, to free the slots;
-- lifecycle: submit, ``next_command`` and ``complete``: three transactions per command.
+- lifecycle: submit, ``start`` and ``complete`` (the last two fenced by the lease): three
+  transactions per command.
 
 Usage: ``python bench/queue_bench.py [--commands N] [--database-url URL]`` (default: a SQLite file
 in a temporary directory; with a URL, its tables are dropped and recreated and no baseline runs).
@@ -23,8 +24,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from stf_nodes.scheduler import SLOTS, CommandQueue
+from stf_nodes.scheduler import CommandQueue, Fence, InventorySlot
 from stf_nodes.storage import Base, create_schema, make_engine
+from stf_nodes.workpieces import rack_slots
+
+SLOTS = rack_slots(3, 3)
 
 
 def raw_insert_rate(path: Path, count: int) -> float:
@@ -76,16 +80,19 @@ def main() -> None:
         Base.metadata.drop_all(engine)
         create_schema(engine)
         queue = CommandQueue(engine=engine)
-        queue.seed_inventory()
+        queue.seed_inventory([InventorySlot(slot=slot) for slot in SLOTS])
+        token = queue.acquire_lease('bench', 'bench', now_ns=0, duration_ns=10**18)
+        fence = Fence('bench', 'bench', token, 0)
 
         def submit() -> None:
             queue.submit_store(flavor='CHOCO')
 
         def lifecycle() -> None:
             submit()
-            command = queue.next_command()
-            assert command is not None
-            queue.complete(command.id)  # no inventory change: the slot is free again
+            pending = queue.peek_next()
+            assert pending is not None
+            queue.start(pending.id, fence, step_count=3, location='input')
+            queue.complete(pending.id, fence)  # no inventory change: the slot is free again
 
         print(f'database: {engine.url.render_as_string()}')
         if not args.database_url:
@@ -94,7 +101,7 @@ def main() -> None:
         rate = timed_rounds(queue, args.commands, submit)
         print(f'CommandQueue.submit_store (auto slot):     {rate:8.0f} commands/s (target >= 500)')
         rate = timed_rounds(queue, args.commands // 3, lifecycle)
-        print(f'submit + next_command + complete:         {rate:8.0f} commands/s')
+        print(f'submit + start + complete:                {rate:8.0f} commands/s')
         engine.dispose()
 
 

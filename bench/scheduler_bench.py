@@ -32,13 +32,15 @@ from pathlib import Path
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.router import spawn_router
-from stf_nodes.scheduler import SLOTS, CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
+from stf_nodes.scheduler import CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
 from stf_nodes.storage import create_schema, make_engine
+from stf_nodes.workpieces import rack_slots
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 CancelCommand = interfaces.get_service('stf_msgs/srv/CancelCommand')
 GetInventory = interfaces.get_service('stf_msgs/srv/GetInventory')
 GetParameterTypes = interfaces.get_service('rcl_interfaces/srv/GetParameterTypes')
+SLOTS = rack_slots(3, 3)
 STOCK = [
     InventorySlot(slot, f'c{n}', Workpiece(f'w{n}', 'CHOCO', WorkpieceStatus.RAW_DOUGH))
     for n, slot in enumerate(SLOTS)
@@ -144,10 +146,9 @@ def main() -> None:
         )  # fmt: skip
         runtime.init([])
         node = runtime.Node('scheduler_bench')
-        inventory = node.create_client(GetInventory, '/stf/inventory/get')
-        while not inventory.wait_for_service(1.0):
-            pass
         submit = node.create_client(ProcessOrder, '/stf/order/process')
+        while not submit.wait_for_service(1.0):  # served once the scheduler leads
+            pass
         cancel = node.create_client(CancelCommand, '/stf/command/cancel')
         empty = node.create_client(GetParameterTypes, '/scheduler/get_parameter_types')
 

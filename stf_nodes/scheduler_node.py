@@ -1,9 +1,21 @@
-"""`scheduler` node: the factory's command queue and the executor that runs it on the stations.
+"""`scheduler` node: the factory's command queue and the runner that carries it out.
 
 Role: accepts orders, persists them in SQL (`stf_nodes.scheduler.queue.CommandQueue`) and runs
 them one at a time, in priority then arrival order, as station tasks
-(`stf_nodes.scheduler.executor.Executor`; read its docstring for the failure, cancel,
-emergency-stop and recovery policies). The node only converts messages and owns the clients.
+(`stf_nodes.scheduler.runner.CommandRunner`: read its docstring for the resume, failure,
+cancel, emergency-stop and restore policies). The node converts messages, owns the station
+clients (`stf_nodes.station_clients`) and holds the lease.
+
+Hot standby: several schedulers may share one database (`scheduler_replicas:=2` in
+`factory.launch.xml`; PostgreSQL across hosts, SQLite on one host). The one that holds the lease
+(`scheduler_leases`, renewed every `lease_s / 4` of node time) leads: it runs the commands,
+restores stations, publishes `stf/commands` and `stf/inventory` and serves every service. The
+others answer the read-only services (`stf/command/list`, `stf/inventory/get`) and try to take
+the lease; when the leader dies its lease expires after `lease_s` and a standby takes over,
+resuming the running command where the journal says it stands. A leader that loses its lease
+(expired while the database was away, or taken) stops at once: every write and station request
+carries its fencing token, which the database and the stations refuse once a newer leader has
+written.
 
 Services (relative names, so a launch namespace prefixes them):
 - `stf/order/process` (ProcessOrder): bake a RAW_DOUGH cookie. Without `source_slot` the rack is
@@ -13,36 +25,38 @@ Services (relative names, so a launch namespace prefixes them):
   durable inventory and its reservations, committed as PENDING and answered at once with the
   command id; a refused one (`accepted` false, `message` says why) persists nothing.
 - `stf/command/cancel` (CancelCommand): a PENDING command is CANCELLED at once; the running one
-  after its current step, once its cookie is back in the rack. `stf/command/list`
+  after its current step, then its cookie is carried back to the rack. `stf/command/list`
   (ListCommands, newest first, `status` by name), `stf/inventory/get` (GetInventory).
-- `stf/emergency_stop`, `stf/reset` (std_srvs/Trigger): forwarded to every station; the stop
-  fails the running command and pauses the queue until the reset.
+- `stf/emergency_stop`, `stf/reset` (std_srvs/Trigger): sent to every station at once; the
+  stop fails the running command and pauses the queue until the reset.
 - `stf/fault/inject`, `stf/fault/clear` (InjectFault, ClearFault): forwarded to the station that
   owns the component (learnt from the motors and sensors in its state message); an empty
   component id clears the faults of every station.
 
 Topics: publishes `stf/commands` (CommandStatus, reliable, depth 100) after every committed
-transition, `stf/inventory` (Inventory, transient-local) at start and after every change.
+transition and step, `stf/inventory` (Inventory with the workpieces outside the rack,
+transient-local) at start and after every change, `stf/alerts` (the runner's alerts).
 Subscribes `stf/<station>/state` and `stf/<station>/task_status`; calls `stf/<station>/task`,
-`.../emergency_stop`, `.../reset`, `.../fault/inject`, `.../fault/clear`.
+`.../restore`, `.../emergency_stop`, `.../reset`, `.../fault/inject`, `.../fault/clear`.
 
-Crash safety: acknowledged commands are committed before the reply. At start, commands left
-IN_PROGRESS are FAILED ("interrupted"), never resumed; the first HBW state seeds an empty
-database's inventory; a recovery returns a stranded cookie to the rack and reconciles the
-inventory with the HBW's rack; then PENDING commands run.
+Requests are checked before anything else (`stf_nodes.validation`): non-finite numbers and
+over-long strings are refused with a short quote of the input.
 
 Parameters: `db_url` (default: env `DATABASE_URL`, else `sqlite:///./stf_digital_twin.db`),
-`stations` (names, default hbw, conveyor, vgr), `tick_rate` (executor ticks per second of node
+`stations` (names, default hbw, conveyor, vgr), `tick_rate` (runner ticks per second of node
 time), `poll_interval_s` (node time between looks at the queue for commands other processes
-submitted), `timeout.<station>_s` (time a step may take beyond its own duration), `bake_time_s`,
-`service_timeout_s` (wall time a station service call may take).
+submitted), `timeout.<station>_s` (node time one task of the station may take),
+`station_wait_s` (how long a command waits for an unavailable station before it fails),
+`step_attempts`, `lease_s` (lease duration; takeover time of a standby), `service_timeout_s`
+(wall time a station service call may take).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections import OrderedDict
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -50,26 +64,13 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.scheduler import (
-    CommandQueue,
-    CommandRecord,
-    InventorySlot,
-    PlanSettings,
-    Rejected,
-    Workpiece,
-    WorkpieceStatus,
-)
-from stf_nodes.scheduler.executor import (
-    Executor,
-    FactoryView,
-    Outcome,
-    StationView,
-    TaskPoll,
-    TaskRequest,
-    TaskResult,
-)
-from stf_nodes.scheduler.plan import TEMPLATES
+from stf_nodes.scheduler.queue import CommandQueue
+from stf_nodes.scheduler.records import CommandRecord, LeaseLost, Rejected
+from stf_nodes.scheduler.routes import PlanSettings
+from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings, Severity
+from stf_nodes.station_clients import STATE_TYPES, StationClients, workpiece_msg
 from stf_nodes.storage import DEFAULT_DATABASE_URL, create_schema, make_engine
+from stf_nodes.validation import quote, request_problem
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 StoreWorkpiece = interfaces.get_service('stf_msgs/srv/StoreWorkpiece')
@@ -79,188 +80,16 @@ ListCommands = interfaces.get_service('stf_msgs/srv/ListCommands')
 GetInventory = interfaces.get_service('stf_msgs/srv/GetInventory')
 InjectFault = interfaces.get_service('stf_msgs/srv/InjectFault')
 ClearFault = interfaces.get_service('stf_msgs/srv/ClearFault')
-StationTask = interfaces.get_service('stf_msgs/srv/StationTask')
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
 CommandStatusMsg = interfaces.get_message_class('stf_msgs/msg/CommandStatus')
 InventoryMsg = interfaces.get_message_class('stf_msgs/msg/Inventory')
 InventorySlotMsg = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
-WorkpieceMsg = interfaces.get_message_class('stf_msgs/msg/Workpiece')
-TaskStatusMsg = interfaces.get_message_class('stf_msgs/msg/TaskStatus')
+WorkpieceLocationMsg = interfaces.get_message_class('stf_msgs/msg/WorkpieceLocation')
+AlertMsg = interfaces.get_message_class('stf_msgs/msg/Alert')
 Time = interfaces.get_message_class('builtin_interfaces/msg/Time')
 
-STATE_TYPES = {
-    'hbw': 'stf_msgs/msg/HbwState',
-    'conveyor': 'stf_msgs/msg/ConveyorState',
-    'vgr': 'stf_msgs/msg/VgrState',
-}
-_STATION_SERVICES = {
-    'task': StationTask,
-    'emergency_stop': Trigger,
-    'reset': Trigger,
-    'fault/inject': InjectFault,
-    'fault/clear': ClearFault,
-}
 RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
 _Result = TypeVar('_Result')
-#: Finished task statuses kept per scheduler for matching with late service replies.
-KEPT_RESULTS = 256
-_RESULTS = {
-    TaskStatusMsg.SUCCEEDED: Outcome.SUCCEEDED,
-    TaskStatusMsg.FAILED: Outcome.FAILED,
-    TaskStatusMsg.ABORTED: Outcome.FAILED,
-}
-
-
-class StationClients:
-    """The :class:`~stf_nodes.scheduler.executor.StationLink` over the station nodes' services
-    and topics; also the fault facade's view of which station owns which component.
-
-    Finished task statuses are buffered by (station, task id) with an arrival number, because a
-    status may arrive before the task service's reply; a poll only accepts a status that arrived
-    after its request was sent (a restarted station reuses task ids).
-    """
-
-    def __init__(self, node: runtime.Node, stations: tuple[str, ...], timeout_s: float) -> None:
-        self._node = node
-        self._timeout_s = timeout_s
-        self._clients = {
-            verb: {s: node.create_client(srv_type, f'stf/{s}/{verb}') for s in stations}
-            for verb, srv_type in _STATION_SERVICES.items()
-        }
-        self._arrivals = 0
-        self._results: OrderedDict[tuple[str, int], tuple[int, TaskResult]] = OrderedDict()
-        # Latest state per station, kept as CDR and decoded only when asked (they arrive at the
-        # station publish rate in node time: hundreds per second under a fast sim clock).
-        self._raw_states: dict[str, bytes] = {}
-        self._decoded: dict[str, tuple[bytes, Any]] = {}
-        self._owners: dict[str, str] = {}
-        for station in stations:
-            node.create_subscription(
-                TaskStatusMsg, f'stf/{station}/task_status', self._on_task_status, RELIABLE_EVENTS
-            )
-            node.create_subscription(
-                interfaces.get_message_class(STATE_TYPES[station]),
-                f'stf/{station}/state',
-                lambda raw, station=station: self._raw_states.__setitem__(station, raw),
-                10,
-                raw=True,
-            )
-
-    @property
-    def stations(self) -> tuple[str, ...]:
-        return tuple(self._clients['task'])
-
-    def call(self, station: str, verb: str, request: Any) -> tuple[Any, str]:
-        """Call one of the station's services (`_STATION_SERVICES`) and wait: (reply, '') or
-        (None, the error)."""
-        try:
-            return self._clients[verb][station].call(request, timeout_sec=self._timeout_s), ''
-        except (runtime.ServiceError, TimeoutError) as exc:
-            return None, str(exc)
-
-    def _on_task_status(self, message: Any) -> None:
-        outcome = _RESULTS.get(message.status)
-        if outcome is None:
-            return
-        self._arrivals += 1
-        result = TaskResult(outcome, message.message, _workpiece(message.workpiece))
-        self._results[(message.station, message.task_id)] = (self._arrivals, result)
-        while len(self._results) > KEPT_RESULTS:
-            self._results.popitem(last=False)
-
-    def start_task(self, request: TaskRequest) -> TaskPoll:
-        sent = self._arrivals
-        future = self._clients['task'][request.station].call_async(
-            StationTask.Request(
-                task=request.verb,
-                target=request.target,
-                workpiece=_workpiece_msg(request.workpiece),
-                value=request.value,
-            ),
-            timeout_sec=self._timeout_s,
-        )
-
-        def poll() -> TaskResult | None:
-            if not future.done():
-                return None
-            if future.exception() is not None:
-                return TaskResult(Outcome.REFUSED, f'{request.station}: {future.exception()}')
-            reply = future.result()
-            if not reply.accepted:
-                return TaskResult(Outcome.REFUSED, reply.message)
-            arrived = self._results.get((request.station, reply.task_id))
-            return arrived[1] if arrived is not None and arrived[0] > sent else None
-
-        return poll
-
-    def trigger(self, station: str, verb: str) -> str:
-        """Call the station's `emergency_stop` or `reset`; the error, or ''."""
-        reply, error = self.call(station, verb, Trigger.Request())
-        return error if reply is None else ('' if reply.success else reply.message)
-
-    def stop_station(self, station: str) -> None:
-        for verb in ('emergency_stop', 'reset'):
-            error = self.trigger(station, verb)
-            if error:
-                self._node.get_logger().error(f'{verb} of {station} failed: {error}')
-
-    def state(self, station: str) -> Any | None:
-        raw = self._raw_states.get(station)
-        if raw is None:
-            return None
-        cached = self._decoded.get(station)
-        if cached is None or cached[0] is not raw:
-            cached = (raw, interfaces.deserialize(raw, STATE_TYPES[station]))
-            self._decoded[station] = cached
-        return cached[1]
-
-    def rack(self) -> tuple[InventorySlot, ...] | None:
-        """The rack contents of the latest HBW state, or None before the first one."""
-        hbw = self.state('hbw')
-        if hbw is None:
-            return None
-        return tuple(
-            InventorySlot(
-                slot=entry.slot, carrier_id=entry.carrier_id, workpiece=_workpiece(entry.workpiece)
-            )
-            for entry in hbw.slots
-        )
-
-    def view(self) -> FactoryView | None:
-        states = {station: self.state(station) for station in self.stations}
-        rack = self.rack()
-        if rack is None or any(state is None for state in states.values()):
-            return None
-        return FactoryView(
-            stations={
-                station: StationView(
-                    stamp_s=_seconds(state.header.stamp),
-                    busy=bool(state.task),
-                    holding=_workpiece(state.workpiece),
-                )
-                for station, state in states.items()
-            },
-            rack=rack,
-        )
-
-    def owner(self, component_id: str) -> str | None:
-        """The station whose state lists this motor or sensor (None: unknown or not heard)."""
-        if component_id not in self._owners:
-            for station in self.stations:
-                state = self.state(station)
-                if state is None:
-                    continue
-                ids = [m.motor_id for m in state.motors] + [s.sensor_id for s in state.sensors]
-                self._owners.update(dict.fromkeys(ids, station))
-        return self._owners.get(component_id)
-
-    def known_components(self) -> list[str]:
-        return sorted(self._owners)
-
-    def forward_fault(self, station: str, verb: str, request: Any) -> tuple[bool, str]:
-        """Forward an InjectFault (`fault/inject`) or ClearFault (`fault/clear`) request."""
-        reply, error = self.call(station, verb, request)
-        return (False, f'{station}: {error}') if reply is None else (reply.accepted, reply.message)
 
 
 class SchedulerNode(runtime.Node):
@@ -276,76 +105,144 @@ class SchedulerNode(runtime.Node):
                 'stations', ['hbw', 'conveyor', 'vgr'], description='station node names'
             ).value
         )
-        tick_rate = self.declare_parameter(
-            'tick_rate', 20.0, description='executor ticks per second of node time'
-        ).value
-        poll_interval_s = self.declare_parameter(
-            'poll_interval_s', 1.0, description='node time between queue polls when idle, s'
-        ).value
-        defaults = PlanSettings()
+        tick_rate = self._number('tick_rate', 20.0, 'runner ticks per second of node time')
+        defaults = RunnerSettings()
         timeouts = {
-            station: self.declare_parameter(
+            station: self._number(
                 f'timeout.{station}_s',
-                defaults.timeouts.get(station, 60.0),
-                description=f'time a {station} step may take beyond its own duration, s',
-            ).value
+                PlanSettings().timeouts.get(station, 60.0),
+                f'node time one {station} task may take, s',
+            )
             for station in stations
         }
-        bake_time_s = self.declare_parameter(
-            'bake_time_s', defaults.values['conveyor bake'], description='oven time per cookie, s'
-        ).value
-        service_timeout_s = self.declare_parameter(
-            'service_timeout_s', 5.0, description='wall time a station service call may take, s'
-        ).value
+        settings = RunnerSettings(
+            plan=PlanSettings(timeouts=timeouts),
+            station_wait_s=self._number(
+                'station_wait_s',
+                defaults.station_wait_s,
+                'node time a command waits for an unavailable station before it fails, s',
+            ),
+            step_attempts=int(
+                self._number('step_attempts', defaults.step_attempts, 'attempts of one step')
+            ),
+            poll_interval_s=self._number(
+                'poll_interval_s', defaults.poll_interval_s, 'node time between queue polls, s'
+            ),
+        )
+        self._lease_s = self._number(
+            'lease_s', 2.0, 'lease duration on the node clock: a standby takes over after it, s'
+        )
+        service_timeout_s = self._number(
+            'service_timeout_s', 5.0, 'wall time a station service call may take, s'
+        )
         unknown = sorted(set(stations) - set(STATE_TYPES))
-        planned = {step.station for steps in TEMPLATES.values() for step in steps}
-        if unknown or not planned <= set(stations) or tick_rate <= 0:
+        if unknown or set(STATE_TYPES) - set(stations):
             raise ValueError(
-                f'stations must include {sorted(planned)} and only {sorted(STATE_TYPES)}; '
-                f'tick_rate > 0 (got stations {list(stations)}, tick_rate {tick_rate})'
+                f'stations must be exactly {sorted(STATE_TYPES)}, got {list(stations)}'
             )
 
         engine = make_engine(db_url)
         create_schema(engine)
         self._queue = CommandQueue(engine=engine, clock=self._utcnow)
         self._stations = StationClients(self, stations, service_timeout_s)
+        self._lease_name = f'{self.get_namespace().rstrip("/")}/scheduler'
+        self._holder = f'{self.get_fully_qualified_name()}#{os.getpid()}.{uuid.uuid4().hex[:6]}'
+        self._runner = CommandRunner(
+            queue=self._queue,
+            link=self._stations,
+            stations=stations,
+            settings=settings,
+            lease_name=self._lease_name,
+            holder=self._holder,
+            announce=self._announce,
+            inventory_changed=self._publish_inventory,
+            alert=self._alert,
+            log=self.get_logger().info,
+        )
+        self._alert_pub = self.create_publisher(AlertMsg, 'stf/alerts', RELIABLE_EVENTS)
+        self.create_service(ListCommands, 'stf/command/list', self._on_list)
+        self.create_service(GetInventory, 'stf/inventory/get', self._on_get_inventory)
+        self._leader_entities: list[Any] = []
+        self.create_timer(self._lease_s / 4, self._on_lease)
+        self.create_timer(1.0 / tick_rate, self._on_tick)
+        self.get_logger().info(
+            f'scheduler {self._holder} on {engine.url.render_as_string()}; '
+            f'standing by for lease {self._lease_name}'
+        )
+
+    def _number(self, name: str, default: float, description: str) -> float:
+        value = self.declare_parameter(name, default, description=description).value
+        if not isinstance(value, (int, float)) or not 0 < value < float('inf'):
+            raise ValueError(f'parameter {name} must be a positive number, got {value!r}')
+        return float(value)
+
+    # -- leadership -------------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return bool(self._runner.token)
+
+    def _on_lease(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        try:
+            token = self._queue.acquire_lease(
+                self._lease_name,
+                self._holder,
+                now_ns=now_ns,
+                duration_ns=round(self._lease_s * 1e9),
+            )
+        except SQLAlchemyError as exc:
+            self.get_logger().error(
+                f'database error on the lease: {exc}', throttle_duration_sec=5.0
+            )
+            return
+        if token and not self.leading:
+            self._lead(token)
+        elif not token and self.leading:
+            self._follow('another scheduler took the lease')
+
+    def _lead(self, token: int) -> None:
+        self._runner.token = token
         self._commands_pub = self.create_publisher(
             CommandStatusMsg, 'stf/commands', RELIABLE_EVENTS
         )
         self._inventory_pub = self.create_publisher(
             InventoryMsg, 'stf/inventory', runtime.qos_profile_latched
         )
-        self._execution = Executor(
-            queue=self._queue,
-            link=self._stations,
-            stations=stations,
-            settings=PlanSettings(timeouts=timeouts, values={'conveyor bake': bake_time_s}),
-            announce=self._announce,
-            inventory_changed=self._publish_inventory,
-            log=self.get_logger().warning,
-            poll_interval_s=poll_interval_s,
-        )
-        self._interrupted = self._queue.recover()
-        for record in self._interrupted:
-            self.get_logger().warning(f'command {record.id} {record.status.name}: {record.message}')
-            self._announce(record)
-        self._started = False
+        self._leader_entities = [
+            self._commands_pub,
+            self._inventory_pub,
+            self.create_service(ProcessOrder, 'stf/order/process', self._on_process),
+            self.create_service(StoreWorkpiece, 'stf/order/store', self._on_store),
+            self.create_service(RetrieveWorkpiece, 'stf/order/retrieve', self._on_retrieve),
+            self.create_service(CancelCommand, 'stf/command/cancel', self._on_cancel),
+            self.create_service(Trigger, 'stf/emergency_stop', self._on_emergency_stop),
+            self.create_service(Trigger, 'stf/reset', self._on_reset),
+            self.create_service(InjectFault, 'stf/fault/inject', self._on_inject_fault),
+            self.create_service(ClearFault, 'stf/fault/clear', self._on_clear_fault),
+        ]
+        self.get_logger().info(f'leading (lease {self._lease_name}, token {token})')
+        try:
+            self._publish_inventory()
+        except SQLAlchemyError as exc:
+            self.get_logger().error(f'database error on the inventory: {exc}')
 
-        self.create_service(ProcessOrder, 'stf/order/process', self._on_process)
-        self.create_service(StoreWorkpiece, 'stf/order/store', self._on_store)
-        self.create_service(RetrieveWorkpiece, 'stf/order/retrieve', self._on_retrieve)
-        self.create_service(CancelCommand, 'stf/command/cancel', self._on_cancel)
-        self.create_service(ListCommands, 'stf/command/list', self._on_list)
-        self.create_service(GetInventory, 'stf/inventory/get', self._on_get_inventory)
-        self.create_service(Trigger, 'stf/emergency_stop', self._on_emergency_stop)
-        self.create_service(Trigger, 'stf/reset', self._on_reset)
-        self.create_service(InjectFault, 'stf/fault/inject', self._on_inject_fault)
-        self.create_service(ClearFault, 'stf/fault/clear', self._on_clear_fault)
-        self.create_timer(1.0 / tick_rate, self._on_tick)
-        self.get_logger().info(
-            f'scheduler on {engine.url.render_as_string()} for {", ".join(stations)}; '
-            'waiting for the first HBW state'
-        )
+    def _follow(self, reason: str) -> None:
+        self._runner.stop()
+        for entity in self._leader_entities:
+            if isinstance(entity, runtime.Publisher):
+                self.destroy_publisher(entity)
+            else:
+                self.destroy_service(entity)
+        self._leader_entities = []
+        self.get_logger().warning(f'standing by: {reason}')
+
+    def destroy_node(self) -> None:
+        if self.leading and not self.destroyed:
+            # A clean stop hands over at once instead of after lease_s.
+            with contextlib.suppress(SQLAlchemyError):
+                self._queue.release_lease(self._lease_name, self._holder)
+        super().destroy_node()
 
     # -- execution ------------------------------------------------------------------------
 
@@ -356,76 +253,92 @@ class SchedulerNode(runtime.Node):
         return datetime.fromtimestamp(self._now_s(), timezone.utc)
 
     def _on_tick(self) -> None:
-        try:
-            if not self._started:
-                self._start_up()
-            else:
-                self._execution.tick(self._now_s())
-        except SQLAlchemyError as exc:  # the database is away: try again on the next tick
-            self.get_logger().error(f'database error: {exc}', throttle_duration_sec=5.0)
-
-    def _start_up(self) -> None:
-        rack = self._stations.rack()
-        if rack is None:
+        if not self.leading:
             return
         try:
-            if self._queue.seed_inventory(rack):
-                self.get_logger().info('inventory seeded from the HBW rack')
-        except Rejected as exc:
-            self.get_logger().error(f'HBW rack not usable as inventory: {exc.reason}')
-        self._started = True
-        self._execution.start_up(self._interrupted, self._now_s())
-        self._publish_inventory()
-        self.get_logger().info('scheduler ready')
+            self._runner.tick(self._now_s())
+        except LeaseLost as exc:
+            self._follow(str(exc))
+        except SQLAlchemyError as exc:  # the database is away: the same tick runs again
+            self.get_logger().error(f'database error: {exc}', throttle_duration_sec=5.0)
 
     def _announce(self, record: CommandRecord) -> None:
-        self._commands_pub.publish(_command_msg(record))
+        self._commands_pub.publish(command_msg(record))
 
     def _publish_inventory(self) -> None:
         self._inventory_pub.publish(self._inventory_msg())
 
+    def _alert(self, severity: Severity, code: str, component: str, message: str) -> None:
+        self._alert_pub.publish(
+            AlertMsg(
+                header=self._header('scheduler'),
+                severity=severity.value,
+                component_id=component,
+                code=code,
+                message=message,
+            )
+        )
+        log = self.get_logger().warning if severity.value else self.get_logger().info
+        log(f'alert {code} on {component}: {message}')
+
+    def _header(self, frame_id: str) -> Any:
+        header = interfaces.get_message_class('std_msgs/msg/Header')(frame_id=frame_id)
+        header.stamp = self.get_clock().now().to_msg()
+        return header
+
     def _inventory_msg(self) -> Any:
-        message = InventoryMsg(
+        return InventoryMsg(
+            header=self._header('hbw'),
             slots=[
                 InventorySlotMsg(
                     slot=entry.slot,
                     carrier_id=entry.carrier_id,
-                    workpiece=_workpiece_msg(entry.workpiece),
+                    workpiece=workpiece_msg(entry.workpiece),
                 )
                 for entry in self._queue.inventory()
-            ]
+            ],
+            elsewhere=[
+                WorkpieceLocationMsg(
+                    workpiece=workpiece_msg(command.workpiece),
+                    location=command.location,
+                    command_id=command.id,
+                    stranded=command.stranded,
+                )
+                for command in self._queue.elsewhere()
+            ],
         )
-        message.header.stamp = self.get_clock().now().to_msg()
-        message.header.frame_id = 'hbw'
-        return message
 
     # -- orders ---------------------------------------------------------------------------
 
     def _call_queue(
-        self, response: Any, call: Callable[[], _Result], *, action: str, undone: str
+        self, request: Any, response: Any, call: Callable[[], _Result], *, action: str
     ) -> _Result | None:
         """``call()``, or None once a refusal or a database error is answered in ``response``
-        (``accepted`` false; for a database error the message says nothing was ``undone``)."""
+        (``accepted`` false)."""
+        problem = request_problem(request)
         try:
+            if problem:
+                raise Rejected(problem)
             return call()
         except Rejected as exc:
             response.accepted, response.message = False, exc.reason
         except SQLAlchemyError as exc:
             self.get_logger().error(f'database error on {action}: {exc}')
-            response.accepted, response.message = False, f'database error; nothing {undone}'
+            response.accepted, response.message = False, f'database error; nothing {action}'
         return None
 
-    def _submit(self, response: Any, submit: Callable[[], CommandRecord]) -> Any:
-        record = self._call_queue(response, submit, action='submit', undone='queued')
+    def _submit(self, request: Any, response: Any, submit: Callable[[], CommandRecord]) -> Any:
+        record = self._call_queue(request, response, submit, action='queued')
         if record is None:
             return response
         response.accepted, response.command_id, response.message = True, record.id, record.message
         self._announce(record)
-        self._execution.notify()
+        self._runner.notify()
         return response
 
     def _on_process(self, request: Any, response: Any) -> Any:
         return self._submit(
+            request,
             response,
             lambda: self._queue.submit_process(
                 source_slot=request.source_slot, flavor=request.flavor, priority=request.priority
@@ -434,6 +347,7 @@ class SchedulerNode(runtime.Node):
 
     def _on_store(self, request: Any, response: Any) -> Any:
         return self._submit(
+            request,
             response,
             lambda: self._queue.submit_store(
                 flavor=request.flavor, slot=request.slot, priority=request.priority
@@ -442,29 +356,26 @@ class SchedulerNode(runtime.Node):
 
     def _on_retrieve(self, request: Any, response: Any) -> Any:
         return self._submit(
+            request,
             response,
             lambda: self._queue.submit_retrieve(slot=request.slot, priority=request.priority),
         )
 
     def _on_cancel(self, request: Any, response: Any) -> Any:
         outcome = self._call_queue(
-            response,
-            lambda: self._queue.cancel(request.command_id),
-            action='cancel',
-            undone='cancelled',
+            request, response, lambda: self._queue.cancel(request.command_id), action='cancelled'
         )
         if outcome is None:
             return response
         response.accepted = True
-        if not outcome.stop_required:
-            response.message = outcome.command.message
-        elif self._execution.request_cancel(request.command_id):
+        if outcome.stop_required:
+            self._runner.request_cancel(outcome)
             response.message = (
-                'cancel requested: the running step ends, the cookie goes back to the rack, '
-                'then the command is CANCELLED'
+                'cancel requested: the running step ends, then the command is CANCELLED and '
+                'its cookie goes back to the rack'
             )
-        else:  # running on another scheduler sharing the database: it sees the request there
-            response.message = 'cancel recorded; the command runs elsewhere'
+        else:
+            response.message = outcome.command.message
         self._announce(outcome.command)
         return response
 
@@ -472,12 +383,14 @@ class SchedulerNode(runtime.Node):
         try:
             records = self._queue.list(request.status, request.limit)
         except Rejected as exc:
-            self.get_logger().debug(f'list refused: {exc.reason}')
+            response.success, response.message = False, exc.reason
             return response
         except SQLAlchemyError as exc:
             self.get_logger().error(f'database error on list: {exc}')
+            response.success, response.message = False, 'database error'
             return response
-        response.commands = [_command_msg(record) for record in records]
+        response.success = True
+        response.commands = [command_msg(record) for record in records]
         return response
 
     def _on_get_inventory(self, request: Any, response: Any) -> Any:
@@ -490,71 +403,50 @@ class SchedulerNode(runtime.Node):
     # -- factory-wide controls ------------------------------------------------------------
 
     def _on_emergency_stop(self, request: Any, response: Any) -> Any:
-        errors = self._trigger_all('emergency_stop')
-        self._execution.emergency_stop('emergency stop', self._now_s())
+        errors = self._stations.trigger_all('emergency_stop')
+        self._runner.emergency_stop('emergency stop', self._now_s())
         response.success = not errors
         response.message = '; '.join(errors) or 'all stations stopped; queue paused until reset'
         self.get_logger().warning(f'emergency stop: {response.message}')
         return response
 
     def _on_reset(self, request: Any, response: Any) -> Any:
-        errors = self._trigger_all('reset')
+        errors = self._stations.trigger_all('reset')
         if errors:
             response.success, response.message = False, '; '.join(errors)
             return response
-        self._execution.reset(self._now_s())
+        self._runner.reset()
         response.success, response.message = True, 'all stations reset; queue resumed'
         self.get_logger().info(response.message)
         return response
 
-    def _trigger_all(self, verb: str) -> list[str]:
-        errors = []
-        for station in self._stations.stations:
-            error = self._stations.trigger(station, verb)
-            if error:
-                errors.append(f'{station}: {error}')
-        return errors
-
     def _on_inject_fault(self, request: Any, response: Any) -> Any:
-        station = self._stations.owner(request.component_id)
-        if station is None:
-            response.accepted = False
-            response.message = _unknown_component(
-                request.component_id, self._stations.known_components()
-            )
-            return response
-        response.accepted, response.message = self._stations.forward_fault(
-            station, 'fault/inject', request
-        )
-        return response
+        return self._forward_fault(request, response, 'fault/inject')
 
     def _on_clear_fault(self, request: Any, response: Any) -> Any:
+        return self._forward_fault(request, response, 'fault/clear')
+
+    def _forward_fault(self, request: Any, response: Any, verb: str) -> Any:
+        problem = request_problem(request)
+        if problem:
+            response.accepted, response.message = False, problem
+            return response
         if request.component_id:
             station = self._stations.owner(request.component_id)
             if station is None:
+                known = ', '.join(self._stations.known_components()) or 'none yet'
                 response.accepted = False
-                response.message = _unknown_component(
-                    request.component_id, self._stations.known_components()
+                response.message = (
+                    f'unknown component {quote(request.component_id)}; known: {known}'
                 )
                 return response
             targets = [station]
         else:
             targets = list(self._stations.stations)
-        replies = [
-            self._stations.forward_fault(station, 'fault/clear', request) for station in targets
-        ]
+        replies = [self._stations.forward_fault(station, verb, request) for station in targets]
         response.accepted = all(accepted for accepted, _ in replies)
         response.message = '; '.join(message for _, message in replies)
         return response
-
-
-def _unknown_component(component_id: str, known: list[str]) -> str:
-    shown = component_id if len(component_id) <= 40 else component_id[:40] + '...'
-    return f'unknown component {shown!r}; known: {", ".join(known) or "none yet"}'
-
-
-def _seconds(stamp: Any) -> float:
-    return stamp.sec + stamp.nanosec / 1e9
 
 
 def _time_msg(moment: datetime | None) -> Any:
@@ -566,19 +458,8 @@ def _time_msg(moment: datetime | None) -> Any:
     return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
-def _workpiece(message: Any) -> Workpiece:
-    try:
-        status = WorkpieceStatus(message.status)
-    except ValueError:
-        status = WorkpieceStatus.UNKNOWN
-    return Workpiece(id=message.id, flavor=message.flavor, status=status)
-
-
-def _workpiece_msg(workpiece: Workpiece) -> Any:
-    return WorkpieceMsg(id=workpiece.id, flavor=workpiece.flavor, status=int(workpiece.status))
-
-
-def _command_msg(record: CommandRecord) -> Any:
+def command_msg(record: CommandRecord) -> Any:
+    """A command record as the CommandStatus message (the only converter)."""
     return CommandStatusMsg(
         command_id=record.id,
         kind=int(record.kind),
@@ -589,6 +470,9 @@ def _command_msg(record: CommandRecord) -> Any:
         flavor=record.flavor,
         workpiece_id=record.workpiece_id,
         step=record.step,
+        step_index=record.step_index,
+        step_count=record.step_count,
+        location=record.location,
         message=record.message,
         created=_time_msg(record.created_at),
         started=_time_msg(record.started_at),

@@ -13,8 +13,14 @@ A station node owns one pure simulation model (`stf_nodes.sim`) and does only tr
   on start, on finish, and progress at `publish_rate`), `tf` (every moving part),
   `diagnostics` (one status per motor and sensor) and `stf/alerts`;
 - serves `stf/<station>/task` (StationTask: accepted with a task id, or refused with the
-  model's reason), `stf/<station>/fault/inject` (InjectFault), `stf/<station>/fault/clear`
-  (ClearFault), `stf/<station>/emergency_stop` and `stf/<station>/reset` (std_srvs/Trigger).
+  model's reason; a repeated idempotency `key` answers with the first task, `duplicate` set,
+  and publishes its final status again), `stf/<station>/restore` (RestoreStation: the
+  scheduler puts back what a restarted station held), `stf/<station>/fault/inject`
+  (InjectFault), `stf/<station>/fault/clear` (ClearFault), `stf/<station>/emergency_stop` and
+  `stf/<station>/reset` (std_srvs/Trigger). Task and restore requests carry the scheduler's
+  lease token; a stale one is refused (see `stf_nodes.sim.station`).
+- requests are checked before anything is touched (`stf_nodes.validation`): a non-finite
+  number or an over-long string refuses the request, and refusals quote inputs briefly.
 
 Names are relative, so a launch namespace (`factory_2`) prefixes all of them.
 """
@@ -34,9 +40,11 @@ from stf_nodes.sim import (
     TaskReport,
 )
 from stf_nodes.sim import TaskStatus as SimTaskStatus
+from stf_nodes.validation import request_problem
 
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
 StationTask = interfaces.get_service('stf_msgs/srv/StationTask')
+RestoreStation = interfaces.get_service('stf_msgs/srv/RestoreStation')
 InjectFault = interfaces.get_service('stf_msgs/srv/InjectFault')
 ClearFault = interfaces.get_service('stf_msgs/srv/ClearFault')
 MotorState = interfaces.get_message_class('stf_msgs/msg/MotorState')
@@ -100,6 +108,7 @@ class StationNode(runtime.Node):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, 'diagnostics', 10)
         self._alert_pub = self.create_publisher(Alert, 'stf/alerts', RELIABLE_EVENTS)
         self.create_service(StationTask, f'{prefix}/task', self._on_task)
+        self.create_service(RestoreStation, f'{prefix}/restore', self._on_restore)
         self.create_service(InjectFault, f'{prefix}/fault/inject', self._on_inject_fault)
         self.create_service(ClearFault, f'{prefix}/fault/clear', self._on_clear_fault)
         self.create_service(Trigger, f'{prefix}/emergency_stop', self._on_emergency_stop)
@@ -162,6 +171,7 @@ class StationNode(runtime.Node):
         message = self.state_message(snapshot)
         message.header = header
         message.state = int(snapshot.state)
+        message.restored = snapshot.restored
         running = snapshot.task is not None and snapshot.task.status == SimTaskStatus.RUNNING
         message.task = snapshot.task.task if running else ''
         message.task_id = snapshot.task.task_id if running else 0
@@ -241,25 +251,71 @@ class StationNode(runtime.Node):
 
     def _on_task(self, request: Any, response: Any) -> Any:
         try:
+            self._screen(request)
+            earlier = self.model.task_for_key(request.key)
+            if earlier is not None:
+                response.accepted, response.duplicate = True, True
+                response.task_id = earlier.task_id
+                self.get_logger().info(
+                    f'task key {request.key} repeated: task {earlier.task_id} '
+                    f'({earlier.status.name.lower()})'
+                )
+                self._publish_task(earlier)
+                return response
             response.task_id = self.model.start_task(
                 request.task,
                 target=request.target,
                 workpiece=workpiece_from_msg(request.workpiece),
                 value=request.value,
+                key=request.key,
             )
         except (Refused, ValueError) as exc:
             response.accepted, response.message = False, str(exc)
-            self.get_logger().info(f'refused task {request.task!r} {request.target!r}: {exc}')
+            self.get_logger().info(f'refused task: {exc}')
             return response
         response.accepted = True
-        self.get_logger().info(f'task {response.task_id}: {request.task} {request.target}')
+        self.get_logger().info(
+            f'task {response.task_id} started: {request.task} {request.target}'
+            + (f' (key {request.key})' if request.key else '')
+        )
         report = self.model.task
         if report is not None:
             self._publish_task(report)
         return response
 
+    def _on_restore(self, request: Any, response: Any) -> Any:
+        try:
+            self._screen(request)
+            slots = {entry.slot: workpiece_from_msg(entry.workpiece) for entry in request.slots}
+            if len(slots) != len(request.slots):
+                raise Refused('a slot is listed twice')
+            self.model.restore(
+                workpiece=workpiece_from_msg(request.workpiece), place=request.place, slots=slots
+            )
+        except (Refused, ValueError) as exc:
+            response.accepted, response.message = False, str(exc)
+            self.get_logger().warning(f'refused restore: {exc}')
+            return response
+        held = request.workpiece.id or 'nothing'
+        response.accepted = True
+        response.message = f'{self.station} restored: holds {held}' + (
+            f', rack of {len(request.slots)} slots' if request.slots else ''
+        )
+        self.get_logger().info(response.message)
+        self._publish_state(self.model.snapshot())
+        return response
+
+    def _screen(self, request: Any) -> None:
+        """Refuse what no handler should act on, then a deposed scheduler's request."""
+        problem = request_problem(request)
+        if problem:
+            raise Refused(problem)
+        token = getattr(request, 'fencing_token', 0)
+        self.model.fence(token)
+
     def _on_inject_fault(self, request: Any, response: Any) -> Any:
         try:
+            self._screen(request)
             self.model.inject_fault(
                 request.component_id, request.fault.upper(), request.magnitude, request.duration_s
             )
@@ -273,6 +329,7 @@ class StationNode(runtime.Node):
 
     def _on_clear_fault(self, request: Any, response: Any) -> Any:
         try:
+            self._screen(request)
             self.model.clear_fault(request.component_id)
         except Refused as exc:
             response.accepted, response.message = False, str(exc)

@@ -3,6 +3,7 @@ processes that are always cleaned up, and the `stf` command line."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zenoh
 
 from stf_nodes.runtime.router import spawn_router
 
@@ -39,6 +41,21 @@ def router() -> Iterator[str]:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def foreign_peer_config(router: str) -> Any:
+    """The Zenoh config of a peer written from WIRE.md alone (no code of this project): what a
+    foreign node on the graph would use."""
+    config = zenoh.Config()
+    for key, value in {
+        'mode': 'peer',
+        'connect/endpoints': [router],
+        'listen/endpoints': ['tcp/127.0.0.1:0'],
+        'scouting/multicast/enabled': False,
+        'timestamping/enabled': True,
+    }.items():
+        config.insert_json5(key, json.dumps(value))
+    return config
 
 
 class Processes:

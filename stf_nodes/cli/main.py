@@ -73,14 +73,34 @@ def _build(type_name: str, text: str, what: str) -> Any:
         raise CliError(f'{what} does not fit {type_name}: {exc}') from exc
 
 
+class OutputClosed(Exception):  # noqa: N818 - a state, not an error
+    """Whoever read our output stopped (``stf topic echo ... | head``)."""
+
+
+def _json_safe(data: Any) -> Any:
+    """``data`` with non-finite floats as the strings ``NaN``, ``Infinity``, ``-Infinity``:
+    JSON has no such numbers, and a bare ``NaN`` breaks every strict parser."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return 'NaN' if math.isnan(data) else ('Infinity' if data > 0 else '-Infinity')
+    if isinstance(data, dict):
+        return {key: _json_safe(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_json_safe(value) for value in data]
+    return data
+
+
 def _print_message(message: Any, as_json: bool) -> None:
+    """One message as YAML (``---`` after it) or one line of JSON; raises OutputClosed when
+    stdout was closed by the reader."""
     data = interfaces.to_data(message)
     if as_json:
-        print(json.dumps(data, ensure_ascii=False), flush=True)
+        text = json.dumps(_json_safe(data), ensure_ascii=False, allow_nan=False)
     else:
-        print(
-            yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip() + '\n---', flush=True
-        )
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip() + '\n---'
+    try:
+        print(text, flush=True)
+    except BrokenPipeError as exc:
+        raise OutputClosed from exc
 
 
 def _spin_for(node: Any, seconds: float | None, until: Callable[[], bool]) -> bool:
@@ -173,18 +193,32 @@ def cmd_topic_echo(args: argparse.Namespace) -> int:
     with _cli_node() as node:
         topic = node.resolve_name(args.topic)
         type_name = _topic_type(node, topic, args.type, args.timeout)
-        received = []
+        wanted = 1 if args.once else None
+        printed = 0
+        closed = False
 
         def on_message(message: Any) -> None:
-            received.append(message)
-            _print_message(message, args.json)
+            # Several queued messages may be delivered before the spin loop looks again:
+            # --once means one, whatever arrives.
+            nonlocal printed, closed
+            if closed or (wanted is not None and printed >= wanted):
+                return
+            try:
+                _print_message(message, args.json)
+            except OutputClosed:
+                closed = True
+                return
+            printed += 1
 
         node.create_subscription(
             interfaces.get_message_class(type_name), topic, on_message, _echo_qos(node, topic)
         )
-        wanted = 1 if args.once else None
-        done = _spin_for(node, args.timeout, lambda: wanted is not None and len(received) >= wanted)
-        if not received and args.timeout is not None:
+        done = _spin_for(
+            node, args.timeout, lambda: closed or (wanted is not None and printed >= wanted)
+        )
+        if closed:
+            raise OutputClosed
+        if not printed and args.timeout is not None:
             raise CliError(f'no message on {topic} within {args.timeout:g} s')
         return 0 if done or args.timeout is not None else EXIT_ERROR
 
@@ -244,8 +278,6 @@ def cmd_topic_hz(args: argparse.Namespace) -> int:
 
 
 def cmd_service_call(args: argparse.Namespace) -> int:
-    from stf_nodes.runtime import ServiceError
-
     srv_type = _service_type(args.type)
     request = _build(srv_type.Request.__msgtype__, args.values, 'request')
     with _cli_node() as node:
@@ -257,16 +289,23 @@ def cmd_service_call(args: argparse.Namespace) -> int:
         if not args.json:
             print(f'requester: making request: {interfaces.to_data(request)}\n', flush=True)
         remaining = max(args.timeout - (time.monotonic() - started), 0.1)
-        try:
-            response = client.call(request, timeout_sec=remaining)
-        except (ServiceError, TimeoutError) as exc:
-            raise CliError(str(exc)) from exc
+        response = _call(client, request, remaining)
         if args.json:
             _print_message(response, True)
         else:
             print('response:')
             _print_message(response, False)
     return 0
+
+
+def _call(client: Any, request: Any, timeout_s: float = 10.0) -> Any:
+    """A service call whose failure (no server, an error reply, a timeout) is a CliError."""
+    from stf_nodes.runtime import ServiceError
+
+    try:
+        return client.call(request, timeout_sec=timeout_s)
+    except (ServiceError, TimeoutError) as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _param_client(node: Any, target: str, service: str) -> Any:
@@ -291,7 +330,7 @@ def cmd_param_list(args: argparse.Namespace) -> int:
             ]
         for target in targets:
             client = _param_client(node, target, 'ListParameters')
-            response = client.call(client.srv_type.Request())
+            response = _call(client, client.srv_type.Request())
             if not args.node:
                 print(f'{target}:')
             for name in response.result.names:
@@ -304,11 +343,15 @@ def cmd_param_get(args: argparse.Namespace) -> int:
 
     with _cli_node() as node:
         client = _param_client(node, args.node, 'GetParameters')
-        response = client.call(client.srv_type.Request(names=[args.name]))
+        response = _call(client, client.srv_type.Request(names=[args.name]))
         value = value_from_msg(response.values[0])
         if value is None:
             raise CliError(f'parameter {args.name} is not set on {args.node}')
-        print(json.dumps(value) if args.json else f'{type(value).__name__} value is: {value}')
+        print(
+            json.dumps(_json_safe(value), allow_nan=False)
+            if args.json
+            else f'{type(value).__name__} value is: {value}'
+        )
     return 0
 
 
@@ -322,7 +365,7 @@ def cmd_param_set(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     with _cli_node() as node:
         client = _param_client(node, args.node, 'SetParameters')
-        result = client.call(client.srv_type.Request(parameters=[message])).results[0]
+        result = _call(client, client.srv_type.Request(parameters=[message])).results[0]
         if not result.successful:
             raise CliError(f'setting parameter failed: {result.reason}')
         print('Set parameter successful')
@@ -395,7 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
     echo.add_argument('type', nargs='?')
     echo.add_argument('--once', action='store_true', help='exit after the first message')
     echo.add_argument('--timeout', type=float, help='give up after S seconds (exit 1 if none)')
-    echo.add_argument('--json', action='store_true', help='one JSON object per line')
+    echo.add_argument(
+        '--json',
+        action='store_true',
+        help='one JSON object per line; NaN and infinities are written as the strings "NaN", '
+        '"Infinity" and "-Infinity" (JSON has no such numbers)',
+    )
     echo.set_defaults(func=cmd_topic_echo)
     pub = topic.add_parser('pub')
     pub.add_argument('topic')
@@ -491,7 +539,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputClosed):
+        # The reader is gone (`| head`): end quietly, and keep the interpreter from reporting
+        # the pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

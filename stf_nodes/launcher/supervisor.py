@@ -17,6 +17,9 @@ Guarantees:
   included; a second request (Ctrl-C again) skips the rest of the current grace period.
   When a process exits on its own, leftovers in its group are killed at once.
   A Zenoh router started by the launch is stopped last, the same way.
+- A Zenoh router started by the launch that dies is started again at once (the nodes survive
+  a router's absence and reconnect; their data links run peer to peer meanwhile), so a
+  router crash never stops the factory.
   Not covered: a child that leaves its process group (``setsid``) or a SIGKILLed launcher.
 """
 
@@ -153,6 +156,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._hurry = threading.Event()  # a repeated request skips the current grace period
         self._children: list[_Child] = []
+        self._router: _Child | None = None
 
     def request_shutdown(self) -> None:
         """Ask :meth:`run` to stop everything; safe to call from a signal handler.
@@ -173,17 +177,18 @@ class Supervisor:
         Returns 0 on a clean end or requested shutdown and 1 when a process failed or the
         router could not be started.
         """
-        router_child: _Child | None = None
+        self._router = None
         try:
             if router is not None:
-                router_child = self._start_router(router)
+                self._router = self._start_router(router)
             if self._stop.is_set():
                 return 0
-            return self._supervise(specs, router_child)
+            return self._supervise(specs, self._router, router)
         except LaunchError as error:
             self.log(f'error: {error}')
             return 1
         finally:
+            router_child = self._router
             self._stop_children([c for c in self._children if c is not router_child])
             if router_child is not None:
                 self._stop_children([router_child])
@@ -191,13 +196,16 @@ class Supervisor:
                 child.reader.join(timeout=1.0)
             self._children.clear()
 
-    def _supervise(self, specs: Sequence[ProcessSpec], router: _Child | None) -> int:
+    def _supervise(
+        self, specs: Sequence[ProcessSpec], router: _Child | None, router_spec: RouterSpec | None
+    ) -> int:
         running = [self._start(spec) for spec in specs]
         pending: list[tuple[float, ProcessSpec]] = []  # (restart time, spec) of respawns
         while not self._stop.wait(_POLL_S):
-            if router is not None and router.popen.poll() is not None:
-                self.log(f'router exited with code {router.popen.returncode}, shutting down')
-                return 1
+            if router is not None and router_spec is not None and router.popen.poll() is not None:
+                self.log(f'router exited with code {router.popen.returncode}, starting it again')
+                self._reap(router)
+                router = self._router = self._start_router(router_spec)
             for child in list(running):
                 code = child.popen.poll()
                 if code is None:

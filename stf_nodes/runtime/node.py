@@ -280,6 +280,26 @@ class Node:
         if timer in self.timers:
             self.timers.remove(timer)
 
+    def destroy_publisher(self, publisher: Publisher) -> None:
+        publisher.destroy()
+        if publisher in self.publishers:
+            self.publishers.remove(publisher)
+
+    def destroy_subscription(self, subscription: Subscription) -> None:
+        subscription.destroy()
+        if subscription in self.subscriptions:
+            self.subscriptions.remove(subscription)
+
+    def destroy_service(self, service: Service) -> None:
+        service.destroy()
+        if service in self.services:
+            self.services.remove(service)
+
+    def destroy_client(self, client: Client) -> None:
+        client.destroy()
+        if client in self.clients:
+            self.clients.remove(client)
+
     def destroy_node(self) -> None:
         """Undeclare every entity and the node's token; the context stays open."""
         if self.destroyed:

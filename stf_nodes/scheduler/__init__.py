@@ -1,46 +1,56 @@
-"""Command scheduler core: durable queue and inventory (``queue``), execution plans (``plan``)
-and the value types both use (``records``). No transport import: the scheduler node is a thin
-layer converting service requests and station task results to these calls."""
+"""Command scheduler core, without transport: the durable queue, journal, inventory and lease
+(``queue``, over ``validation`` and ``rows``), where workpieces go (``routes``), the runner that
+drives commands through the stations (``runner``) and the value types they share
+(``records``). The scheduler node (``stf_nodes.scheduler_node``) is the thin layer converting
+service requests and station messages to these calls."""
 
 from __future__ import annotations
 
-from stf_nodes.scheduler.plan import PlanSettings, PlanStep, SlotEffect, plan_for
+from stf_nodes.scheduler import routes
 from stf_nodes.scheduler.queue import CommandQueue
 from stf_nodes.scheduler.records import (
-    FLAVORS,
-    SLOTS,
     CancelOutcome,
     CommandEvent,
     CommandKind,
     CommandRecord,
     CommandStatus,
+    Fence,
     InventoryEvent,
     InventorySlot,
-    Reconciliation,
+    LeaseLost,
+    Phase,
     Rejected,
     SlotChange,
+    StepRecord,
+    StepState,
     Workpiece,
     WorkpieceStatus,
 )
+from stf_nodes.scheduler.routes import PlanSettings, Step, plan_for
+from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings
 
 __all__ = [
-    'FLAVORS',
-    'SLOTS',
     'CancelOutcome',
     'CommandEvent',
     'CommandKind',
     'CommandQueue',
     'CommandRecord',
+    'CommandRunner',
     'CommandStatus',
+    'Fence',
     'InventoryEvent',
     'InventorySlot',
+    'LeaseLost',
+    'Phase',
     'PlanSettings',
-    'PlanStep',
-    'Reconciliation',
     'Rejected',
+    'RunnerSettings',
     'SlotChange',
-    'SlotEffect',
+    'Step',
+    'StepRecord',
+    'StepState',
     'Workpiece',
     'WorkpieceStatus',
     'plan_for',
+    'routes',
 ]

@@ -2,7 +2,8 @@
 
 These are what :class:`~stf_nodes.scheduler.queue.CommandQueue` accepts and returns: immutable
 dataclasses, never ORM rows or sessions, so a node converts them to messages without touching
-the database again.
+the database again. Flavors and workpiece statuses are the factory-wide ones
+(``stf_nodes.workpieces``).
 """
 
 from __future__ import annotations
@@ -11,11 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
-#: Rack slots in the scheduler's scan order: row-major, A1, A2, A3, B1, ..., C3.
-SLOTS: tuple[str, ...] = tuple(f'{row}{column}' for row in 'ABC' for column in '123')
-
-#: Cookie flavors (``Workpiece.FLAVOR_*``).
-FLAVORS: tuple[str, ...] = ('CHOCO', 'VANILLA', 'STRAWBERRY')
+from stf_nodes.workpieces import WorkpieceStatus
 
 
 class CommandKind(IntEnum):
@@ -47,23 +44,6 @@ class CommandStatus(IntEnum):
     def finished(self) -> bool:
         """True for the three terminal states."""
         return self >= CommandStatus.COMPLETED
-
-
-class WorkpieceStatus(IntEnum):
-    """State of a cookie (``Workpiece.RAW_DOUGH`` ...)."""
-
-    #: No workpiece, or its state is not known.
-    UNKNOWN = 0
-    #: Fresh dough, ready for PROCESS.
-    RAW_DOUGH = 1
-    #: Processed by the oven.
-    BAKED = 2
-    #: Packaged (not produced by this scheduler yet).
-    PACKAGED = 3
-    #: Stored for shipping (not produced by this scheduler yet).
-    STORED = 4
-    #: Left the factory (not produced by this scheduler yet).
-    SHIPPED = 5
 
 
 class Rejected(Exception):  # noqa: N818 - a refusal the client is told about, not an error
@@ -132,6 +112,88 @@ class CommandRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: Where its workpiece is (a place of ``stf_nodes.scheduler.routes``), last known.
+    location: str = ''
+    #: The workpiece's status as it is now (RAW_DOUGH until baked).
+    workpiece_status: WorkpieceStatus = WorkpieceStatus.UNKNOWN
+    #: Plan steps done, and the plan's length.
+    step_index: int = 0
+    step_count: int = 0
+    #: Finished away from the rack: its workpiece still has to be brought back.
+    stranded: bool = False
+
+    @property
+    def workpiece(self) -> Workpiece:
+        """The command's workpiece as it is now (empty before a STORE's cookie exists)."""
+        if not self.workpiece_id:
+            return Workpiece()
+        return Workpiece(self.workpiece_id, self.flavor, self.workpiece_status)
+
+    @property
+    def home_slot(self) -> str:
+        """The slot its workpiece comes from and returns to (the target of a STORE)."""
+        return self.source_slot or self.target_slot
+
+
+class Phase(IntEnum):
+    """Which steps a journal entry belongs to."""
+
+    #: The command's plan (``routes.plan_for``).
+    PLAN = 1
+    #: Bringing the workpiece back to the rack after a cancel or a failure.
+    RETURN = 2
+
+
+class StepState(IntEnum):
+    """A journal entry's state: a step is STARTED before its task is sent."""
+
+    STARTED = 1
+    SUCCEEDED = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One attempt of one station task of a command, as journalled (``command_steps``).
+
+    ``key`` (``<command>/<P|R><index>/<attempt>``) is the station's idempotency key;
+    ``workpiece`` is what the task was sent with, and once SUCCEEDED what it ended with.
+    """
+
+    id: int
+    command_id: int
+    phase: Phase
+    index: int
+    attempt: int
+    key: str
+    station: str
+    verb: str
+    target: str
+    value: float
+    source: str
+    destination: str
+    state: StepState
+    workpiece: Workpiece
+    message: str
+    fencing_token: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Proof of leadership, checked in the same transaction as every write of the runner: the
+    lease ``name`` must still be held by ``holder`` with ``token`` and unexpired at ``now_ns``
+    (node clock), else the write raises :class:`LeaseLost` and nothing is written."""
+
+    name: str
+    holder: str
+    token: int
+    now_ns: int
+
+
+class LeaseLost(Exception):  # noqa: N818 - a state, like Rejected
+    """This scheduler no longer holds the lease: it must not write or run another step."""
 
 
 @dataclass(frozen=True)
@@ -170,11 +232,3 @@ class CancelOutcome:
 
     command: CommandRecord
     stop_required: bool
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    """Result of :meth:`CommandQueue.reconcile_inventory`: what changed and what it invalidated."""
-
-    changed: tuple[InventorySlot, ...]
-    failed: tuple[CommandRecord, ...]

@@ -28,16 +28,25 @@ Verbs:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
 from stf_nodes.sim.faults import BELT_MOTOR_FAULTS, FaultKind
-from stf_nodes.sim.model import ConveyorSnapshot, Pose, TaskRefused, Workpiece, WorkpieceStatus
+from stf_nodes.sim.model import (
+    ConveyorSnapshot,
+    Pose,
+    Refused,
+    TaskRefused,
+    Workpiece,
+    WorkpieceStatus,
+)
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError
+from stf_nodes.validation import quote
 
 MOTOR_ID = 'CONV_M1'
 TRAIL_ID = 'CONV_T1_TRAIL'
@@ -113,7 +122,7 @@ class Conveyor(Station):
 
     def _target_mm(self, target: str) -> float:
         if target not in self.targets:
-            raise TaskRefused(f'unknown position {target!r}; known: {", ".join(self.targets)}')
+            raise TaskRefused(f'unknown position {quote(target)}; known: {", ".join(self.targets)}')
         return self.barriers[self.targets[target]]
 
     # --- tasks ----------------------------------------------------------------------------
@@ -195,10 +204,24 @@ class Conveyor(Station):
         self._running_task().workpiece = baked
         self.oven_workpiece, self.heater_on = None, False
 
+    def _restore(
+        self, workpiece: Workpiece | None, place: str, slots: Mapping[str, Workpiece | None]
+    ) -> None:
+        """The workpiece on the belt at ``place`` (a belt position, default entry); the
+        oven comes back empty (an interrupted bake starts again)."""
+        if slots:
+            raise Refused('the conveyor has no rack to restore')
+        at = self._target_mm(place or 'entry')
+        self.workpiece, self.workpiece_mm = workpiece, at if workpiece else 0.0
+        self.oven_workpiece, self.heater_on = None, False
+
     def _halt(self) -> None:
-        """Stop the belt and switch the heater off (a workpiece in the oven stays there)."""
+        """Stop the belt and switch the heater off. A workpiece in the oven stays in it, but
+        the conveyor no longer counts it as baking: it lies there until a gripper takes it or
+        a new bake starts (the scheduler knows it is there)."""
         super()._halt()
         self.heater_on = False
+        self.oven_workpiece = None
 
     # --- physics and observation ----------------------------------------------------------
 

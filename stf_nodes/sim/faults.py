@@ -26,10 +26,12 @@ STUCK             sensor     reading frozen: 0 = at the current reading, > 0 = s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 
 from stf_nodes.sim.model import FaultRefused
+from stf_nodes.validation import quote
 
 
 class FaultKind(str, Enum):
@@ -83,10 +85,14 @@ def make_fault(
     try:
         fault_kind = FaultKind(kind)
     except ValueError:
-        raise FaultRefused(f'unknown fault kind {kind!r}') from None
+        raise FaultRefused(f'unknown fault kind {quote(kind)}') from None
     if fault_kind not in allowed:
         names = ', '.join(sorted(k.value for k in allowed))
         raise FaultRefused(f'{component_id} does not support {kind} (supported: {names})')
+    if not (math.isfinite(magnitude) and math.isfinite(duration_s)):
+        raise FaultRefused(
+            f'magnitude and duration_s must be finite numbers, got {magnitude} and {duration_s}'
+        )
     if duration_s < 0:
         raise FaultRefused(f'duration_s must be >= 0, got {duration_s}')
     if fault_kind is not FaultKind.STUCK and magnitude < 0:

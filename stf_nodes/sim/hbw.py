@@ -23,6 +23,7 @@ Verbs (``start_task``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stf_nodes.sim.alerts import AlertConfig
@@ -31,6 +32,7 @@ from stf_nodes.sim.model import (
     Flavor,
     HbwSnapshot,
     Pose,
+    Refused,
     SlotSnapshot,
     TaskRefused,
     Workpiece,
@@ -39,6 +41,8 @@ from stf_nodes.sim.model import (
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.station import Planner, Station, Step, parse_coordinates
+from stf_nodes.validation import quote
+from stf_nodes.workpieces import rack_slots
 
 AXES = ('x', 'y', 'z')
 MOTOR_IDS = {'x': 'HBW_M1_X', 'y': 'HBW_M2_Y', 'z': 'HBW_M3_Z'}
@@ -92,11 +96,9 @@ class Hbw(Station):
                 position_mm=config.home_mm[i],
                 reference_id=REFERENCE_IDS[axis],
             )
-        self.slots: dict[str, Workpiece | None] = {
-            f'{chr(ord("A") + r)}{c + 1}': None
-            for r in range(config.rows)
-            for c in range(config.columns)
-        }
+        self.slots: dict[str, Workpiece | None] = dict.fromkeys(
+            rack_slots(config.rows, config.columns)
+        )
         for n, entry in enumerate(config.stock, start=1):
             slot, flavor, *status = entry.split(':')
             if slot not in self.slots:
@@ -110,7 +112,7 @@ class Hbw(Station):
     def slot_position(self, slot: str) -> tuple[float, float, float]:
         """Fork position (x, y, z) mm that sets a workpiece down in ``slot``."""
         if slot not in self.slots:
-            raise TaskRefused(f'unknown slot {slot!r}')
+            raise TaskRefused(f'unknown slot {quote(slot)}')
         c = self.config
         row, column = ord(slot[0]) - ord('A'), int(slot[1:]) - 1
         x = c.rack_origin_mm[0] + column * c.rack_pitch_mm[0]
@@ -206,6 +208,28 @@ class Hbw(Station):
     def _put_into(self, slot: str) -> None:
         self._running_task().workpiece = self.slots[slot] = self.fork
         self.fork = None
+
+    def _restore(
+        self, workpiece: Workpiece | None, place: str, slots: Mapping[str, Workpiece | None]
+    ) -> None:
+        """The whole rack (every slot named, empty ones as None) and the fork."""
+        if place:
+            raise Refused(f'the hbw restores its rack and fork, not a place ({quote(place)})')
+        unknown = sorted(set(slots) - set(self.slots))
+        missing = sorted(set(self.slots) - set(slots))
+        if unknown or missing:
+            raise Refused(
+                'a rack restore names every slot once: '
+                f'unknown {", ".join(map(quote, unknown)) or "none"}, '
+                f'missing {", ".join(missing) or "none"}'
+            )
+        contents = [wp for wp in (*slots.values(), workpiece) if wp is not None]
+        ids = [wp.id for wp in contents]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise Refused(f'workpiece {", ".join(map(quote, twice))} in two places')
+        self.slots = {slot: slots[slot] for slot in self.slots}
+        self.fork = workpiece
 
     # --- observation ----------------------------------------------------------------------
 

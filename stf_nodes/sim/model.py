@@ -9,26 +9,9 @@ node adds the station's mounting transform and converts millimetres to metres fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum
 
-
-class Flavor(str, Enum):
-    """Cookie flavor (``stf_msgs/Workpiece`` ``FLAVOR_*``)."""
-
-    CHOCO = 'CHOCO'  # fischertechnik BLUE
-    VANILLA = 'VANILLA'  # fischertechnik WHITE
-    STRAWBERRY = 'STRAWBERRY'  # fischertechnik RED
-
-
-class WorkpieceStatus(IntEnum):
-    """Cookie life cycle; the values are the ``stf_msgs/Workpiece`` status constants."""
-
-    UNKNOWN = 0  # not known (never produced by the models)
-    RAW_DOUGH = 1  # fresh from stock, not baked yet
-    BAKED = 2  # through the oven
-    PACKAGED = 3  # packed (outside the modelled stations)
-    STORED = 4  # stored as finished goods (outside the modelled stations)
-    SHIPPED = 5  # left the factory
+from stf_nodes.workpieces import Flavor, WorkpieceStatus
 
 
 @dataclass(frozen=True)
@@ -142,6 +125,7 @@ class StationSnapshot:
     time_s: float
     state: StationState
     estop: bool
+    restored: bool  # contents restored from the scheduler's records since start
     task: TaskReport | None  # running task, else the last one (None before the first)
     motors: tuple[MotorSnapshot, ...]
     sensors: tuple[SensorSnapshot, ...]

@@ -7,13 +7,25 @@ raising ``TaskFailedError`` fails the task. Progress is (finished steps + step p
 
 Each ``step(dt)``: expire faults, move axes and integrate motors, update sensors from the new
 positions, advance the task. Finished tasks are queued for ``pop_events``.
+
+Requests come from a scheduler that may crash, restart or be replaced (docs of
+``stf_nodes.scheduler``), so a station keeps three promises:
+
+- **Idempotent tasks.** A task started with a ``key`` is remembered (the last ``KEPT_TASKS``):
+  ``task_for_key`` finds it, so a repeated request reports the first task instead of running it
+  again. A restarted station has forgotten its keys, and its simulated contents with them.
+- **Fencing.** ``fence(token)`` refuses a scheduler lease token lower than the highest seen, so
+  a deposed scheduler cannot move anything once its successor has.
+- **Restore.** ``restore`` puts back what the station holds (rack, fork, belt, gripper) from
+  the scheduler's durable records after the station restarted; ``restored`` says it happened.
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +34,7 @@ from stf_nodes.sim.faults import MOTOR_FAULTS, FaultKind, make_fault
 from stf_nodes.sim.model import (
     FaultRefused,
     Pose,
+    Refused,
     StationSnapshot,
     StationState,
     TaskRefused,
@@ -31,6 +44,7 @@ from stf_nodes.sim.model import (
 )
 from stf_nodes.sim.motor import Motor, MotorConfig
 from stf_nodes.sim.sensors import Sensor
+from stf_nodes.validation import quote
 
 Step = Iterator[float]
 Planner = Callable[[str, Workpiece | None, float], list[Step]]
@@ -46,7 +60,11 @@ def parse_coordinates(target: str, axes: str) -> tuple[float, ...] | None:
             return tuple(float(v) for v in values)
     except ValueError:
         pass
-    raise TaskRefused(f'coordinates must be "{",".join(axes)}" in mm, got {target!r}')
+    raise TaskRefused(f'coordinates must be "{",".join(axes)}" in mm, got {quote(target)}')
+
+
+#: Tasks with an idempotency key remembered per station (finished ones beyond this are forgotten).
+KEPT_TASKS = 256
 
 
 class TaskFailedError(Exception):
@@ -100,6 +118,9 @@ class Station(ABC):
         self._next_task_id = 1
         self._events: list[TaskReport] = []
         self._estop = False
+        self._keyed: OrderedDict[str, _Task] = OrderedDict()
+        self._fence = 0
+        self.restored = False
 
     # --- subclass hooks -------------------------------------------------------------------
 
@@ -118,6 +139,12 @@ class Station(ABC):
     @abstractmethod
     def snapshot(self) -> StationSnapshot:
         """Immutable state after the last step."""
+
+    @abstractmethod
+    def _restore(
+        self, workpiece: Workpiece | None, place: str, slots: Mapping[str, Workpiece | None]
+    ) -> None:
+        """Validate (raising ``Refused``, state untouched) and put back the contents."""
 
     def _physics(self, dt: float) -> None:
         """Move axes and integrate every motor; stations add their own processes."""
@@ -177,8 +204,14 @@ class Station(ABC):
         target: str = '',
         workpiece: Workpiece | None = None,
         value: float = 0.0,
+        key: str = '',
     ) -> int:
-        """Plan and start ``task``; return its id or raise ``TaskRefused`` (state untouched)."""
+        """Plan and start ``task``; return its id or raise ``TaskRefused`` (state untouched).
+
+        A non-empty ``key`` is remembered for :meth:`task_for_key`; reusing one is refused.
+        """
+        if key and key in self._keyed:
+            raise TaskRefused(f'task key {quote(key)} was used by task {self._keyed[key].task_id}')
         if self._estop:
             raise TaskRefused('emergency stop active; reset first')
         if self._task is not None and self._task.status is TaskStatus.RUNNING:
@@ -188,11 +221,42 @@ class Station(ABC):
             raise TaskRefused(f'motor failed: {", ".join(failed)}')
         planner = self._planners().get(task)
         if planner is None:
-            raise TaskRefused(f'unknown task {task!r}; {self.name} knows {", ".join(self.verbs)}')
+            known = ', '.join(self.verbs)
+            raise TaskRefused(f'unknown task {quote(task)}; {self.name} knows {known}')
         steps = planner(target, workpiece, value)
         self._task = _Task(self._next_task_id, task, target, steps)
         self._next_task_id += 1
+        if key:
+            self._keyed[key] = self._task
+            while len(self._keyed) > KEPT_TASKS:
+                self._keyed.popitem(last=False)
         return self._task.task_id
+
+    def task_for_key(self, key: str) -> TaskReport | None:
+        """The task started with idempotency ``key`` (running or finished), or None."""
+        task = self._keyed.get(key) if key else None
+        return None if task is None else task.report()
+
+    def fence(self, token: int) -> None:
+        """Accept a request with a scheduler lease ``token`` (0: not fenced), or raise
+        ``Refused`` when a newer scheduler has already been accepted."""
+        if token and token < self._fence:
+            raise Refused(f'fencing token {token} is stale: token {self._fence} was accepted')
+        self._fence = max(self._fence, token)
+
+    def restore(
+        self,
+        *,
+        workpiece: Workpiece | None = None,
+        place: str = '',
+        slots: Mapping[str, Workpiece | None] | None = None,
+    ) -> None:
+        """Put back what the station holds (see the module docstring); ``Refused`` while a
+        task runs or when the contents do not fit the station."""
+        if self._task is not None and self._task.status is TaskStatus.RUNNING:
+            raise Refused(f'task {self._task.task_id} ({self._task.verb}) is running')
+        self._restore(workpiece, place, slots or {})
+        self.restored = True
 
     def pop_events(self) -> list[TaskReport]:
         """Reports of the tasks that finished since the last call, oldest first."""
@@ -235,7 +299,7 @@ class Station(ABC):
         """Service a motor: its health returns to 1."""
         motor = self.parts.motors.get(motor_id)
         if motor is None:
-            raise FaultRefused(f'unknown motor {motor_id!r}')
+            raise FaultRefused(f'unknown motor {quote(motor_id)}')
         motor.maintain()
 
     # --- helpers for subclasses -----------------------------------------------------------
@@ -247,7 +311,7 @@ class Station(ABC):
         part = self.parts.motors.get(component_id) or self.parts.sensors.get(component_id)
         if part is None:
             known = ', '.join(self.component_ids)
-            raise FaultRefused(f'unknown component {component_id!r}; {self.name} has {known}')
+            raise FaultRefused(f'unknown component {quote(component_id)}; {self.name} has {known}')
         return part
 
     def _common(self) -> dict[str, Any]:
@@ -258,6 +322,7 @@ class Station(ABC):
             'time_s': self.time_s,
             'state': self.state,
             'estop': self._estop,
+            'restored': self.restored,
             'task': self.task,
             'motors': tuple(m.snapshot(encoders.get(i, 0)) for i, m in self.parts.motors.items()),
             'sensors': tuple(s.snapshot() for s in self.parts.sensors.values()),

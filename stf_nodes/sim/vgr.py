@@ -22,15 +22,17 @@ from the previous station); ``place`` target position (the task reports the plac
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
-from stf_nodes.sim.model import Pose, TaskRefused, VgrSnapshot, Workpiece
+from stf_nodes.sim.model import Pose, Refused, TaskRefused, VgrSnapshot, Workpiece
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError, parse_coordinates
+from stf_nodes.validation import quote
 
 PRESSURE_ID = 'VGR_P1_VACUUM'
 
@@ -97,7 +99,7 @@ class Vgr(Station):
         if coordinates is not None:
             x, z = coordinates
             return x, z
-        raise TaskRefused(f'unknown position {target!r}; known: {", ".join(self.positions)}')
+        raise TaskRefused(f'unknown position {quote(target)}; known: {", ".join(self.positions)}')
 
     # --- tasks ----------------------------------------------------------------------------
 
@@ -153,6 +155,17 @@ class Vgr(Station):
         self._running_task().workpiece = self.held
         self.held, self.valve_open = None, False
         self.compressor.command(0)
+
+    def _restore(
+        self, workpiece: Workpiece | None, place: str, slots: Mapping[str, Workpiece | None]
+    ) -> None:
+        """The workpiece held by suction (vacuum up, compressor running), or nothing."""
+        if slots or place:
+            raise Refused('the vgr restores the workpiece in its gripper only')
+        self.held, self.valve_open = workpiece, workpiece is not None
+        self.compressor.command(1 if workpiece else 0)
+        if workpiece:
+            self.pressure_bar = self.config.pressure_max_bar
 
     def _halt(self) -> None:
         """Stop the axes and the compressor; the valve stays as it is so a held part stays."""

@@ -7,6 +7,11 @@ Tables of the command scheduler:
 - ``inventory``: one row per rack slot (A1..C3) with what it holds and which unfinished command
   has reserved it.
 - ``inventory_events``: one row per change of a slot's contents, with the new contents and why.
+- ``command_steps``: the step journal; one row per attempt of a station task, written STARTED
+  before the task is sent and finished with its outcome, so a restarted scheduler resumes a
+  command where it stood (``stf_nodes.scheduler``).
+- ``scheduler_leases``: the lease a scheduler holds while it executes (hot standby): holder,
+  fencing token and expiry on the node clock.
 
 Enumerations (command kind and status, workpiece status) are stored as small integers with the
 values of the ``stf_msgs`` constants; text columns are bounded (the ``*_LEN`` constants) so
@@ -24,6 +29,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -36,6 +42,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
 SLOT_LEN = 2
+PLACE_LEN = 32
+KEY_LEN = 64
 ID_LEN = 32
 FLAVOR_LEN = 16
 STEP_LEN = 128
@@ -104,6 +112,13 @@ class CommandRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Where the workpiece is (a place of stf_nodes.scheduler.routes) and its status now.
+    location: Mapped[str] = mapped_column(String(PLACE_LEN), default='')
+    workpiece_status: Mapped[int] = mapped_column(SmallInteger, default=0)
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    step_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Finished away from the rack; its workpiece is still to be brought back.
+    stranded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
 
 
 class CommandEventRow(Base):
@@ -151,3 +166,52 @@ class InventoryEventRow(Base):
     status: Mapped[int] = mapped_column(SmallInteger, default=0)
     reason: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class CommandStepRow(Base):
+    """One attempt of a station task of a command (``Phase``/``StepState`` values of
+    ``stf_nodes.scheduler.records``); ``key`` is the station's idempotency key."""
+
+    __tablename__ = 'command_steps'
+    __table_args__ = (
+        Index('ix_command_steps_command_id_id', 'command_id', 'id'),
+        _MYSQL_OPTIONS,
+    )
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    command_id: Mapped[int] = mapped_column(BigInteger, ForeignKey('commands.id'))
+    phase: Mapped[int] = mapped_column(SmallInteger)
+    step_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(KEY_LEN), unique=True)
+    station: Mapped[str] = mapped_column(String(ID_LEN))
+    verb: Mapped[str] = mapped_column(String(ID_LEN))
+    target: Mapped[str] = mapped_column(String(ID_LEN))
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(String(PLACE_LEN))
+    destination: Mapped[str] = mapped_column(String(PLACE_LEN))
+    state: Mapped[int] = mapped_column(SmallInteger)
+    workpiece_id: Mapped[str] = mapped_column(String(ID_LEN), default='')
+    flavor: Mapped[str] = mapped_column(String(FLAVOR_LEN), default='')
+    workpiece_status: Mapped[int] = mapped_column(SmallInteger, default=0)
+    message: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
+    fencing_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class SchedulerLeaseRow(Base):
+    """The lease of the schedulers sharing this database: one row per scheduler group.
+
+    ``token`` grows with every change of holder (the fencing token); ``expires_ns`` is on the
+    holder's node clock (sim time when the factory runs on sim time).
+    """
+
+    __tablename__ = 'scheduler_leases'
+    __table_args__ = (_MYSQL_OPTIONS,)
+
+    name: Mapped[str] = mapped_column(String(TEXT_LEN // 4), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(TEXT_LEN // 4), default='')
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    renewed_at: Mapped[datetime] = mapped_column(UtcDateTime())

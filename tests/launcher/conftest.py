@@ -23,10 +23,10 @@ FAKE_NODE = r"""
 import os, signal, sys, time
 options = dict(arg.split('=', 1) for arg in sys.argv[1:sys.argv.index('--ros-args')])
 name = next(arg.split(':=')[1] for arg in sys.argv if arg.startswith('__node:='))
+if options.get('ignore_sigint'):  # before saying it is up: the test signals it then
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 print(f'{name} up pid={os.getpid()}')
 print(f'{name} on stderr', file=sys.stderr)
-if options.get('ignore_sigint'):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 if options.get('fork') and os.fork() == 0:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -50,18 +50,23 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         inline = {'use_sim_time': False}
         if node.name == 'scheduler':
             inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
-        assert node.parameters == (params_file, inline)
+            scheduler_yaml = REPO_ROOT / 'config' / 'scheduler.yaml'
+            assert node.parameters == (scheduler_yaml, inline)
+        else:
+            assert node.parameters == (params_file, inline)
     assert [arg.name for arg in description.arguments] == [
         'namespace',
         'use_sim_time',
         'time_scale',
         'params_file',
+        'scheduler_params_file',
         'db_url',
         'foxglove_port',
         'enable_mqtt',
         'enable_foxglove',
         'enable_recorder',
         'enable_scheduler',
+        'scheduler_replicas',
     ]
     assert all(arg.description for arg in description.arguments)
     assert description.arguments[3].default == (

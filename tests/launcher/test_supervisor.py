@@ -160,6 +160,23 @@ def test_router_is_started_first_and_stopped_last(launcher: Launcher) -> None:
     assert not any(pid_alive(pid) for pid in pids(run.lines))
 
 
+def test_a_router_that_dies_is_started_again_and_the_nodes_go_on(launcher: Launcher) -> None:
+    port = free_port()
+    run = launcher.start(
+        str(launcher.write(node('a'))), env={'ZENOH_ROUTER': f'tcp/127.0.0.1:{port}'}
+    )
+    first = int(run.wait_for(rf'^\[router\] router listening on {port} pid=(\d+)')[1])
+    run.wait_for(r'^\[a\] a up')
+    os.kill(first, signal.SIGKILL)
+    run.wait_for(r'^\[launch\] router exited with code -9, starting it again')
+    second = int(run.wait_for(rf'^\[router\] router listening on {port} pid=(?!{first}\b)(\d+)')[1])
+    assert second != first and port_open('127.0.0.1', port)
+    assert not any(' a exited' in line or 'shutting down' in line for line in run.lines)
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish()[0] == 0
+    assert not any(pid_alive(pid) for pid in pids(run.lines))
+
+
 def test_running_router_is_reused(launcher: Launcher) -> None:
     with socket.create_server(('127.0.0.1', 0)) as server:
         port = server.getsockname()[1]

@@ -21,6 +21,14 @@ class DemoNode(runtime.Node):
         self._motor = self.create_publisher(MotorState, 'motor', 10)
         latched = self.create_publisher(string, 'latched', runtime.qos_profile_latched)
         latched.publish(string(data=f'latched by {self.get_parameter("label").value}'))
+        history = self.create_publisher(
+            string,
+            'history',
+            runtime.QoSProfile(depth=10, durability=runtime.qos_profile_latched.durability),
+        )
+        for index in range(10):
+            history.publish(string(data=f'old {index}'))
+        self._odd = self.create_publisher(MotorState, 'odd', 10)
         self._echo = self.create_publisher(string, 'echo_out', 10)
         self.create_subscription(string, 'echo_in', self._on_echo_in, 10)
         add = interfaces.get_service('example_interfaces/srv/AddTwoInts')
@@ -32,6 +40,7 @@ class DemoNode(runtime.Node):
     def _on_tick(self) -> None:
         self._count += 1
         self._motor.publish(MotorState(motor_id='CONV_M1', current_a=1.2, start_count=self._count))
+        self._odd.publish(MotorState(motor_id='ODD', current_a=float('nan'), power_w=float('-inf')))
 
     def _on_echo_in(self, message: object) -> None:
         self._echo.publish(message)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -138,6 +140,32 @@ def test_cli_echo_pub_call(demo: Any) -> None:
         '20',
     )
     assert pub.stdout.count('publishing #') == 3
+
+
+def test_cli_echo_once_prints_one_message_even_from_a_backlog(demo: Any) -> None:
+    for _ in range(3):
+        echo = stf('topic', 'echo', '/t1/history', '--once', '--json', '--timeout', '10')
+        assert len(echo.stdout.splitlines()) == 1, echo.stdout
+        assert json.loads(echo.stdout)['data'].startswith('old ')
+
+
+def test_cli_echo_json_writes_non_finite_numbers_as_strings(demo: Any) -> None:
+    echo = stf('topic', 'echo', '/t1/odd', '--once', '--json', '--timeout', '10')
+    message = json.loads(echo.stdout, parse_constant=lambda name: pytest.fail(f'bare {name}'))
+    assert (message['current_a'], message['power_w']) == ('NaN', '-Infinity')
+    assert 'NaN' in stf('topic', 'echo', '--help').stdout
+
+
+def test_cli_echo_into_head_ends_quietly(demo: Any) -> None:
+    piped = subprocess.run(
+        f'{sys.executable} -m stf_nodes.cli topic echo /t1/motor --json | head -n 2',
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert len(piped.stdout.splitlines()) == 2
+    assert 'Traceback' not in piped.stderr and 'BrokenPipe' not in piped.stderr, piped.stderr
 
 
 def test_cli_hz(demo: Any) -> None:

@@ -24,7 +24,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.router import free_port, is_listening
-from tests.conftest import REPO_ROOT, SHARED_TESTDATA, Processes, wait_until
+from tests.conftest import REPO_ROOT, SHARED_TESTDATA, Processes, foreign_peer_config, wait_until
 
 ORACLE = json.loads((SHARED_TESTDATA / 'ros2_oracle.json').read_text())
 STRING_HASH = next(m['rihs01'] for m in ORACLE['messages'] if m['type'] == 'std_msgs/msg/String')
@@ -45,16 +45,7 @@ def unpack(data: bytes) -> tuple[int, int, int, bytes]:
 
 @pytest.fixture
 def peer(router: str) -> Iterator[zenoh.Session]:
-    config = zenoh.Config()
-    for key, value in {
-        'mode': 'peer',
-        'connect/endpoints': [router],
-        'listen/endpoints': ['tcp/127.0.0.1:0'],
-        'scouting/multicast/enabled': False,
-        'timestamping/enabled': True,
-    }.items():
-        config.insert_json5(key, json.dumps(value))
-    session = zenoh.open(config)
+    session = zenoh.open(foreign_peer_config(router))
     # A peer's open() returns before its router link is up (as rmw_zenoh does, wait for it).
     wait_until(lambda: list(session.info.routers_zid()))
     yield session

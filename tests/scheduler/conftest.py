@@ -11,11 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine
 
-from stf_nodes.scheduler import CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
-from stf_nodes.scheduler.records import SLOTS
+from stf_nodes.scheduler import CommandQueue, Fence, InventorySlot, Workpiece, WorkpieceStatus
+from stf_nodes.workpieces import rack_slots
 from tests.storage.conftest import database_url, engine, scratch_databases  # noqa: F401
 
 RAW, BAKED = WorkpieceStatus.RAW_DOUGH, WorkpieceStatus.BAKED
+SLOTS = rack_slots(3, 3)
 _FILLED = {
     'A1': Workpiece('w-a1', 'CHOCO', RAW),
     'A2': Workpiece('w-a2', 'VANILLA', RAW),
@@ -48,3 +49,14 @@ def queue(engine: Engine) -> CommandQueue:  # noqa: F811 - the fixture imported 
     queue = CommandQueue(engine=engine, clock=StepClock())
     assert queue.seed_inventory(STOCK)
     return queue
+
+
+def lead(queue: CommandQueue, holder: str = 'test') -> Fence:
+    """Take the lease of group ``test`` for ``holder`` for a very long time; its fence."""
+    token = queue.acquire_lease('test', holder, now_ns=0, duration_ns=10**18)
+    assert token
+    return Fence('test', holder, token, 0)
+
+
+def queue_engine(queue: CommandQueue) -> Engine:
+    return queue._engine

@@ -8,22 +8,25 @@ import random
 import re
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timezone
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stf_nodes.scheduler import (
-    FLAVORS,
-    SLOTS,
     CommandKind,
     CommandQueue,
     CommandRecord,
     CommandStatus,
+    Fence,
     InventorySlot,
+    LeaseLost,
+    Phase,
     Rejected,
-    SlotChange,
+    StepState,
     Workpiece,
     WorkpieceStatus,
     plan_for,
@@ -32,10 +35,12 @@ from stf_nodes.storage import make_engine
 from stf_nodes.storage.models import (
     CommandEventRow,
     CommandRow,
+    CommandStepRow,
     InventoryEventRow,
     InventoryRow,
 )
-from tests.scheduler.conftest import RAW, STOCK
+from stf_nodes.workpieces import FLAVORS
+from tests.scheduler.conftest import RAW, SLOTS, lead, queue_engine
 
 NOT_AN_ID = re.compile(r'[^A-Za-z0-9_.:-]|^[_.:-]|^.{33}')
 
@@ -51,7 +56,13 @@ def row_counts(engine: Engine) -> dict[str, int]:
     with Session(engine) as session:
         return {
             table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
-            for table in (CommandRow, CommandEventRow, InventoryRow, InventoryEventRow)
+            for table in (
+                CommandRow,
+                CommandEventRow,
+                CommandStepRow,
+                InventoryRow,
+                InventoryEventRow,
+            )
         }
 
 
@@ -220,16 +231,30 @@ def test_thousands_of_generated_invalid_requests_are_all_rejected(
 # -- order and exactly-once start ---------------------------------------------------------------
 
 
+def start_next(queue: CommandQueue, fence: Fence) -> CommandRecord | None:
+    """What the runner does when idle: start the next PENDING command (another scheduler may
+    take it first: then look again)."""
+    while (pending := queue.peek_next()) is not None:
+        plan = plan_for(pending)
+        started = queue.start(pending.id, fence, step_count=len(plan), location=plan[0].source)
+        if started is not None:
+            return started
+    return None
+
+
 def test_next_command_takes_highest_priority_then_oldest(queue: CommandQueue) -> None:
+    fence = lead(queue)
     low_a = queue.submit_retrieve(slot='A1')
     high_a = queue.submit_retrieve(slot='A2', priority=5)
     low_b = queue.submit_retrieve(slot='A3')
     high_b = queue.submit_retrieve(slot='B1', priority=5)
     urgent = queue.submit_retrieve(slot='B3', priority=-1)
-    order = [queue.next_command() for _ in range(5)]
+    order = [start_next(queue, fence) for _ in range(5)]
     assert [c.id for c in order if c] == [high_a.id, high_b.id, low_a.id, low_b.id, urgent.id]
     assert all(c is not None and c.status is IN_PROGRESS and c.started_at for c in order)
-    assert queue.next_command() is None
+    assert all(c is not None and c.step_count == 6 and c.location == f'rack {c.source_slot}'
+               for c in order)  # fmt: skip
+    assert start_next(queue, fence) is None
 
 
 def _fill_queue(queue: CommandQueue) -> list[int]:
@@ -239,22 +264,23 @@ def _fill_queue(queue: CommandQueue) -> list[int]:
     return ids
 
 
-def _drain(queue: CommandQueue, barrier: threading.Barrier, taken: list[int]) -> None:
-    barrier.wait()
-    while (command := queue.next_command()) is not None:
-        taken.append(command.id)
-
-
 def test_racing_schedulers_start_each_command_exactly_once(
     queue: CommandQueue, siblings: Callable[[int], list[CommandQueue]]
 ) -> None:
     schedulers = siblings(6)
+    fence = lead(queue)  # the same lease, as if each thread were the leader for a moment
     for _round in range(3):
         submitted = _fill_queue(queue)
         taken: list[list[int]] = [[] for _ in schedulers]
         barrier = threading.Barrier(len(schedulers))
+
+        def drain(scheduler: CommandQueue, ids: list[int], barrier: threading.Barrier) -> None:
+            barrier.wait()
+            while (command := start_next(scheduler, fence)) is not None:
+                ids.append(command.id)
+
         threads = [
-            threading.Thread(target=_drain, args=(scheduler, barrier, ids))
+            threading.Thread(target=drain, args=(scheduler, ids, barrier))
             for scheduler, ids in zip(schedulers, taken, strict=True)
         ]
         for thread in threads:
@@ -265,7 +291,7 @@ def test_racing_schedulers_start_each_command_exactly_once(
         assert started == sorted(submitted)
         for command_id in started:
             assert [e.to_status for e in queue.events(command_id)] == [PENDING, IN_PROGRESS]
-            queue.fail(command_id, 'round over')  # frees the slots for the next round
+            queue.finish(command_id, fence, status=FAILED, reason='round over')  # frees slots
 
 
 def test_racing_submitters_never_reserve_one_cookie_twice(
@@ -292,28 +318,41 @@ def test_racing_submitters_never_reserve_one_cookie_twice(
     assert len(refusals) == 4 and all('no unreserved RAW_DOUGH' in r for r in refusals)
 
 
-# -- transitions ---------------------------------------------------------------------------------
+# -- the journal and transitions -------------------------------------------------------------------
 
 
-def _run_plan(queue: CommandQueue, command: CommandRecord) -> CommandRecord:
-    """Execute ``command`` the way the scheduler node does, every station step succeeding."""
-    steps = plan_for(command)
-    queue.set_step(command.id, steps[0].label)
-    for index, step in enumerate(steps):
-        change = step.slot_change(command)
-        if index + 1 < len(steps):
-            queue.set_step(command.id, steps[index + 1].label, change=change)
-        else:
-            return queue.complete(command.id, change=change)
-    raise AssertionError('empty plan')
+def _run_plan(queue: CommandQueue, command: CommandRecord, fence: Fence) -> CommandRecord:
+    """Journal every plan step of ``command`` as the runner does, every step succeeding (the
+    bake turns the cookie BAKED)."""
+    workpiece = command.workpiece
+    for index, step in enumerate(plan_for(command)):
+        record, _ = queue.begin_step(
+            command.id, step, fence, phase=Phase.PLAN, index=index, attempt=1, workpiece=workpiece
+        )
+        assert record.key == f'{command.id}/P{index}/1' and record.state is StepState.STARTED
+        if step.verb == 'bake':
+            workpiece = replace(workpiece, status=WorkpieceStatus.BAKED)
+        queue.end_step(
+            record.key,
+            fence,
+            state=StepState.SUCCEEDED,
+            location=step.destination,
+            workpiece=workpiece,
+            step_index=index + 1,
+            change=step.slot_change(workpiece),
+        )
+    return queue.complete(command.id, fence)
 
 
 def test_process_runs_to_completion_with_every_transition_recorded(queue: CommandQueue) -> None:
+    fence = lead(queue)
     submitted = queue.submit_process(source_slot='A2')
-    started = queue.next_command()
+    started = start_next(queue, fence)
     assert started is not None and started.id == submitted.id
-    done = _run_plan(queue, started)
+    assert started.workpiece == Workpiece('w-a2', 'VANILLA', RAW)
+    done = _run_plan(queue, started, fence)
     assert (done.status, done.step, done.message) == (COMPLETED, '', 'completed')
+    assert (done.location, done.step_index, done.step_count) == ('rack A2', 13, 13)
     assert done.created_at < done.started_at < done.finished_at  # type: ignore[operator]
     events = queue.events(done.id)
     assert [(e.from_status, e.to_status) for e in events] == (
@@ -321,8 +360,11 @@ def test_process_runs_to_completion_with_every_transition_recorded(queue: Comman
         + [(IN_PROGRESS, IN_PROGRESS)] * len(plan_for(started))
         + [(IN_PROGRESS, COMPLETED)]
     )
-    assert [e.step for e in events[2:4]] == ['hbw retrieve A2', 'conveyor load entry']
+    assert events[2].reason == 'hbw retrieve A2 succeeded'
     assert all(a.at < b.at for a, b in itertools.pairwise(events))
+    steps = queue.steps(done.id)
+    assert [s.state for s in steps] == [StepState.SUCCEEDED] * 13
+    assert steps[6].verb == 'bake' and steps[6].workpiece.status is WorkpieceStatus.BAKED
     slot = queue.inventory()[1]
     assert slot.workpiece == Workpiece('w-a2', 'VANILLA', WorkpieceStatus.BAKED)
     assert slot.reserved_by is None and slot.carrier_id == 'c-a2'
@@ -332,46 +374,122 @@ def test_process_runs_to_completion_with_every_transition_recorded(queue: Comman
         (done.id, ''),  # taken out by 'hbw retrieve A2'
         (done.id, 'w-a2'),  # stored back BAKED
     ]
-    assert history[1].reason == "after step 'hbw retrieve A2'"
+    assert history[1].reason == f'after step {done.id}/P0/1'
 
 
 def test_store_and_retrieve_change_the_inventory(queue: CommandQueue) -> None:
+    fence = lead(queue)
     queue.submit_store(flavor='STRAWBERRY', workpiece_id='new-1')
     queue.submit_retrieve(slot='B1')
     for _ in range(2):
-        command = queue.next_command()
+        command = start_next(queue, fence)
         assert command is not None
-        _run_plan(queue, command)
+        _run_plan(queue, command, fence)
     inventory = {slot.slot: slot.workpiece for slot in queue.inventory()}
     assert inventory['B2'] == Workpiece('new-1', 'STRAWBERRY', RAW)
     assert inventory['B1'] == Workpiece()
 
 
 def test_illegal_transitions_are_refused(queue: CommandQueue) -> None:
+    fence = lead(queue)
     command = queue.submit_retrieve(slot='A1')
     with pytest.raises(Rejected, match='is PENDING, not IN_PROGRESS'):
-        queue.complete(command.id)
-    with pytest.raises(Rejected, match='is PENDING, not IN_PROGRESS'):
-        queue.set_step(command.id, 'hbw retrieve A1')
-    queue.next_command()
-    queue.complete(command.id)
+        queue.complete(command.id, fence)
+    start_next(queue, fence)
+    queue.complete(command.id, fence)
     with pytest.raises(Rejected, match='is already COMPLETED'):
-        queue.fail(command.id, 'late')
+        queue.finish(command.id, fence, status=FAILED, reason='late')
     with pytest.raises(Rejected, match='no command 999'):
-        queue.complete(999)
+        queue.complete(999, fence)
     with pytest.raises(Rejected, match='positive integer'):
         queue.get(-1)
+    with pytest.raises(ValueError, match='FAILED or CANCELLED'):
+        queue.finish(command.id, fence, status=COMPLETED, reason='no')
 
 
 def test_failure_reasons_are_cleaned_and_capped(queue: CommandQueue) -> None:
+    fence = lead(queue)
     queue.submit_retrieve(slot='A1')
-    command = queue.next_command()
+    command = start_next(queue, fence)
     assert command is not None
-    failed = queue.fail(command.id, 'VGR_M2_GRIP 💥 stall\x00\n' + 'x' * 10_000 + '\udcff')
-    assert failed.status is FAILED and len(failed.message) == 500
+    reason = 'VGR_M2_GRIP 💥 stall\x00\n' + 'x' * 10_000 + '\udcff'
+    failed = queue.finish(command.id, fence, status=FAILED, reason=reason)
+    assert failed.status is FAILED and len(failed.message) == 500 and not failed.stranded
     assert failed.message.startswith('VGR_M2_GRIP 💥 stall  xxx') and failed.message.endswith('...')
     assert queue.get(command.id) == failed
-    assert queue.inventory()[0].reserved_by is None
+    assert queue.inventory()[0].reserved_by is None  # still in the rack: nothing to return
+
+
+def _take_out(queue: CommandQueue, fence: Fence, slot: str = 'A1') -> CommandRecord:
+    """A PROCESS of ``slot`` started, its cookie retrieved and loaded onto the belt."""
+    queue.submit_process(source_slot=slot)
+    command = start_next(queue, fence)
+    assert command is not None
+    for index, step in enumerate(plan_for(command)[:2]):
+        record, _ = queue.begin_step(
+            command.id, step, fence, phase=Phase.PLAN, index=index, attempt=1,
+            workpiece=command.workpiece,
+        )  # fmt: skip
+        command = queue.end_step(
+            record.key, fence, state=StepState.SUCCEEDED, location=step.destination,
+            workpiece=command.workpiece, step_index=index + 1,
+            change=step.slot_change(command.workpiece),
+        )  # fmt: skip
+    return command
+
+
+def test_a_command_ending_away_from_the_rack_is_stranded_until_its_cookie_is_back(
+    queue: CommandQueue,
+) -> None:
+    fence = lead(queue)
+    command = _take_out(queue, fence)
+    assert command.location == 'conveyor belt entry' and command.step_index == 2
+    assert [c.id for c in queue.elsewhere()] == [command.id]
+    failed = queue.finish(command.id, fence, status=FAILED, reason='conveyor broke')
+    assert failed.stranded and failed.message == (
+        'conveyor broke; RAW_DOUGH CHOCO cookie w-a1 is at conveyor belt entry'
+    )
+    assert queue.inventory()[0].reserved_by == command.id  # A1 is kept for its return
+    with pytest.raises(Rejected, match='reserved by'):
+        queue.submit_store(flavor='CHOCO', slot='A1')
+    assert [c.id for c in queue.unsettled()] == [command.id]
+    back = queue.returned(command.id, fence, workpiece=failed.workpiece)
+    assert not back.stranded and back.location == 'rack A1' and back.status is FAILED
+    assert back.message.endswith('; returned to A1')
+    slot = queue.inventory()[0]
+    assert slot.workpiece.id == 'w-a1' and slot.reserved_by is None
+    assert queue.unsettled() == () and queue.elsewhere() == ()
+
+
+def test_a_lost_cookie_releases_its_slot(queue: CommandQueue) -> None:
+    fence = lead(queue)
+    command = _take_out(queue, fence)
+    queue.finish(command.id, fence, status=CANCELLED, reason='cancelled')
+    lost = queue.lost(command.id, fence, reason='lost on the belt')
+    assert not lost.stranded and lost.message.endswith('; lost on the belt')
+    assert queue.inventory()[0].reserved_by is None and not queue.inventory()[0].workpiece.id
+
+
+def test_journal_keys_are_unique_and_the_last_step_is_read_back(queue: CommandQueue) -> None:
+    fence = lead(queue)
+    command = _take_out(queue, fence)
+    step = plan_for(command)[2]
+    first, _ = queue.begin_step(
+        command.id, step, fence, phase=Phase.PLAN, index=2, attempt=1, workpiece=command.workpiece
+    )
+    assert queue.last_step(command.id) == first
+    with pytest.raises(IntegrityError):  # an attempt is journalled once
+        queue.begin_step(
+            command.id, step, fence, phase=Phase.PLAN, index=2, attempt=1,
+            workpiece=command.workpiece,
+        )  # fmt: skip
+    failed = queue.end_step(
+        first.key, fence, state=StepState.FAILED, location=step.source,
+        workpiece=command.workpiece, message='belt slipped',
+    )  # fmt: skip
+    assert failed.location == step.source and failed.step_index == 2
+    assert queue.last_step(command.id).state is StepState.FAILED  # type: ignore[union-attr]
+    assert queue.inventory_events('A1')[-1].command_id == command.id
 
 
 # -- cancellation -------------------------------------------------------------------------------
@@ -382,25 +500,26 @@ def test_cancel_pending_removes_it_from_the_queue(queue: CommandQueue) -> None:
     outcome = queue.cancel(command.id)
     assert not outcome.stop_required
     assert outcome.command.status is CANCELLED and outcome.command.finished_at is not None
-    assert queue.next_command() is None
+    assert queue.peek_next() is None
     assert [e.to_status for e in queue.events(command.id)] == [PENDING, CANCELLED]
 
 
-def test_cancel_running_requires_stopping_stations_first(queue: CommandQueue) -> None:
+def test_cancel_running_is_recorded_for_the_runner(queue: CommandQueue) -> None:
+    fence = lead(queue)
     command = queue.submit_retrieve(slot='A1')
-    queue.next_command()
+    start_next(queue, fence)
     outcome = queue.cancel(command.id)
     assert outcome.stop_required and outcome.command.status is IN_PROGRESS
     assert outcome.command.cancel_requested
     assert queue.cancel(command.id).stop_required  # asking twice is harmless
     assert queue.inventory()[0].reserved_by == command.id  # still running
-    cancelled = queue.finish_cancel(command.id)
+    cancelled = queue.finish(command.id, fence, status=CANCELLED, reason='cancelled')
     assert cancelled.status is CANCELLED and queue.inventory()[0].reserved_by is None
     assert [e.reason for e in queue.events(command.id)] == [
         'submitted',
         'started',
         'cancel requested',
-        'cancelled; stations stopped',
+        'cancelled',
     ]
 
 
@@ -413,62 +532,61 @@ def test_cancel_unknown_or_finished_is_refused(queue: CommandQueue) -> None:
         queue.cancel(command.id)
 
 
-# -- crash recovery -------------------------------------------------------------------------------
+# -- the lease and fencing ----------------------------------------------------------------------
 
 
-def test_recover_fails_the_interrupted_command_and_keeps_the_queue(
-    queue: CommandQueue, siblings: Callable[[int], list[CommandQueue]]
-) -> None:
-    running = queue.submit_process(source_slot='A1')
-    queue.next_command()
-    waiting = [queue.submit_retrieve(slot='A2'), queue.submit_store(flavor='CHOCO', priority=1)]
-    queue.set_step(running.id, 'hbw retrieve A1')
-    queue.set_step(
-        running.id, 'conveyor load entry', change=SlotChange(slot='A1', workpiece=Workpiece())
-    )
-    # The scheduler process dies here; a new one opens the same database.
-    [restarted] = siblings(1)
-    [interrupted] = restarted.recover()
-    assert interrupted.id == running.id and interrupted.status is FAILED
-    assert interrupted.message == (
-        "interrupted: scheduler restarted during step 'conveyor load entry'"
-    )
-    assert restarted.recover() == ()
-    assert restarted.inventory()[0].reserved_by is None
-    with pytest.raises(Rejected, match='already FAILED'):
-        queue.complete(running.id)  # the old scheduler cannot finish it any more
-    order = [restarted.next_command(), restarted.next_command(), restarted.next_command()]
-    assert [c.id if c else None for c in order] == [waiting[1].id, waiting[0].id, None]
-
-
-def test_recover_finishes_a_requested_cancel_as_cancelled(queue: CommandQueue) -> None:
-    command = queue.submit_retrieve(slot='A1')
-    queue.next_command()
-    queue.cancel(command.id)
-    [recovered] = queue.recover()
-    assert recovered.status is CANCELLED
-    assert recovered.message == 'cancelled: scheduler restarted'
-
-
-def test_reconcile_overwrites_records_and_fails_invalidated_commands(
+def test_the_lease_is_renewed_by_its_holder_and_taken_only_after_it_expired(
     queue: CommandQueue,
 ) -> None:
-    still_fine = queue.submit_process(source_slot='A1')
-    invalidated = queue.submit_process(source_slot='A2')
-    reported = list(STOCK)
-    reported[1] = InventorySlot(slot='A2', carrier_id='c-a2')  # the cookie is gone
-    reported[8] = InventorySlot(
-        slot='C3', carrier_id='c-c3', workpiece=Workpiece('found', 'CHOCO', RAW)
+    first = queue.acquire_lease('g', 'a', now_ns=0, duration_ns=2_000)
+    assert first > 0
+    assert queue.acquire_lease('g', 'a', now_ns=1_000, duration_ns=2_000) == first  # renewed
+    assert queue.acquire_lease('g', 'b', now_ns=2_500, duration_ns=2_000) == 0  # until 3000
+    second = queue.acquire_lease('g', 'b', now_ns=3_000, duration_ns=2_000)
+    assert second > first
+    assert queue.acquire_lease('g', 'a', now_ns=3_500, duration_ns=2_000) == 0
+    queue.release_lease('g', 'b')
+    assert queue.acquire_lease('g', 'a', now_ns=3_600, duration_ns=2_000) > second
+    assert queue.acquire_lease('other', 'b', now_ns=0, duration_ns=2_000) > 0  # its own group
+
+
+def test_a_deposed_leader_with_a_frozen_clock_cannot_write(queue: CommandQueue) -> None:
+    """The old leader's clock stops at 1 s (a frozen process); the standby's runs on and takes
+    the lease after it expired; every write of the old leader is refused, whatever its own
+    clock says."""
+    lease_ns = 2_000_000_000
+    old = Fence('g', 'old', queue.acquire_lease('g', 'old', now_ns=0, duration_ns=lease_ns), 0)
+    command = _take_out(queue, old)
+    frozen = replace(old, now_ns=1_000_000_000)  # before its own expiry, by its own clock
+    new_token = queue.acquire_lease('g', 'new', now_ns=2_500_000_000, duration_ns=lease_ns)
+    new = Fence('g', 'new', new_token, 2_500_000_000)
+    step = plan_for(command)[2]
+    writes: list[Callable[[], object]] = [
+        lambda: queue.begin_step(
+            command.id,
+            step,
+            frozen,
+            phase=Phase.PLAN,
+            index=2,
+            attempt=1,
+            workpiece=command.workpiece,
+        ),
+        lambda: queue.complete(command.id, frozen),
+        lambda: queue.finish(command.id, frozen, status=FAILED, reason='x'),
+        lambda: queue.start(1, frozen, step_count=1, location='x'),
+    ]
+    before = row_counts(queue_engine(queue))
+    for write in writes:
+        with pytest.raises(LeaseLost, match='held by new'):
+            write()
+    assert row_counts(queue_engine(queue)) == before
+    record, _ = queue.begin_step(
+        command.id, step, new, phase=Phase.PLAN, index=2, attempt=1, workpiece=command.workpiece
     )
-    result = queue.reconcile_inventory(reported)
-    assert [slot.slot for slot in result.changed] == ['A2', 'C3']
-    assert [c.id for c in result.failed] == [invalidated.id]
-    assert result.failed[0].message == 'reconciled with the HBW: slot A2 is empty'
-    assert queue.get(still_fine.id).status is PENDING  # type: ignore[union-attr]
-    assert queue.inventory()[8].workpiece.id == 'found'
-    [event] = queue.inventory_events('A2')[1:]
-    assert event.reason == 'reconciled with the HBW; was RAW_DOUGH VANILLA w-a2'
-    assert queue.reconcile_inventory(reported).changed == ()
+    assert record.fencing_token == new_token
+    expired = replace(new, now_ns=5_000_000_000)  # the new leader, past its own lease
+    with pytest.raises(LeaseLost, match='expired'):
+        queue.complete(command.id, expired)
 
 
 def test_seeding_happens_only_once(queue: CommandQueue) -> None:
@@ -478,32 +596,22 @@ def test_seeding_happens_only_once(queue: CommandQueue) -> None:
 
 def test_unseeded_inventory_reads_empty_and_refuses_commands(engine: Engine) -> None:
     queue = CommandQueue(engine=engine)
-    assert [slot.workpiece.present for slot in queue.inventory()] == [False] * 9
+    assert queue.inventory() == () and queue.slots == ()
     with pytest.raises(Rejected, match='not initialised'):
         queue.submit_store(flavor='CHOCO')
 
 
-# -- inventory changes --------------------------------------------------------------------------
-
-
-def test_manual_inventory_changes_respect_reservations(queue: CommandQueue) -> None:
-    command = queue.submit_retrieve(slot='A1')
-    empty = SlotChange(slot='A1', workpiece=Workpiece())
-    with pytest.raises(Rejected, match=r'reserved by \d+; a manual change cannot'):
-        queue.apply_inventory_change(empty)
-    with pytest.raises(Rejected, match='PENDING, not IN_PROGRESS'):
-        queue.apply_inventory_change(empty, command_id=command.id)
-    queue.next_command()
-    with pytest.raises(Rejected, match='slot C1 is not reserved; command'):
-        queue.apply_inventory_change(SlotChange('C1', Workpiece()), command_id=command.id)
-    assert not queue.apply_inventory_change(empty, command_id=command.id).workpiece.present
-    added = queue.apply_inventory_change(
-        SlotChange('C1', Workpiece('hand', 'vanilla', RAW), carrier_id='c-new'), reason='by hand'
-    )
-    assert added.workpiece == Workpiece('hand', 'VANILLA', RAW) and added.carrier_id == 'c-new'
-    assert queue.inventory_events('C1')[-1].reason == 'by hand'
-    with pytest.raises(Rejected, match='unknown flavor'):
-        queue.apply_inventory_change(SlotChange('C2', Workpiece('x', 'MINT', RAW)))
+def test_the_rack_slots_come_from_the_seeded_inventory(engine: Engine) -> None:
+    queue = CommandQueue(engine=engine)
+    with pytest.raises(Rejected, match='listed twice'):
+        queue.seed_inventory([InventorySlot(slot='A1'), InventorySlot(slot='A1')])
+    with pytest.raises(Rejected, match='not a rack slot'):
+        queue.seed_inventory([InventorySlot(slot='1A')])
+    assert queue.seed_inventory([InventorySlot(slot=s) for s in ('B2', 'A2', 'B1', 'A1')])
+    assert queue.slots == ('A1', 'A2', 'B1', 'B2')  # a 2x2 rack, scan order
+    assert queue.submit_store(flavor='CHOCO').target_slot == 'A1'
+    with pytest.raises(Rejected, match="unknown slot 'C3'"):
+        queue.submit_store(flavor='CHOCO', slot='C3')
 
 
 # -- listing -----------------------------------------------------------------------------------
@@ -511,7 +619,7 @@ def test_manual_inventory_changes_respect_reservations(queue: CommandQueue) -> N
 
 def test_list_is_newest_first_with_status_filter_and_limit(queue: CommandQueue) -> None:
     ids = [queue.submit_retrieve(slot=slot).id for slot in ('A1', 'A2', 'A3')]
-    queue.next_command()
+    start_next(queue, lead(queue))
     assert [c.id for c in queue.list()] == ids[::-1]
     assert [c.id for c in queue.list(limit=2)] == ids[:0:-1]
     assert [c.id for c in queue.list('in_progress')] == [ids[0]]

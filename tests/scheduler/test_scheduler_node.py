@@ -6,8 +6,10 @@ test starts its own scheduler on a fresh database, which seeds its inventory fro
 
 from __future__ import annotations
 
+import math
 import random
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -16,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zenoh
 from sqlalchemy.engine import URL
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.scheduler import CommandQueue, CommandStatus
+from stf_nodes.runtime import names
+from stf_nodes.scheduler import CommandQueue, CommandStatus, StepState
 from stf_nodes.storage import make_engine
-from tests.conftest import REPO_ROOT, Processes, wait_until
+from tests.conftest import REPO_ROOT, Processes, foreign_peer_config, wait_until
 from tests.storage.conftest import scratch_databases  # noqa: F401 - fixture
 
 NS = '/sched'
 PARAMS = ['--params-file', str(REPO_ROOT / 'config' / 'factory.yaml')]
+SCHEDULER_PARAMS = ['--params-file', str(REPO_ROOT / 'config' / 'scheduler.yaml')]
 SIM = ['-p', 'use_sim_time:=true', '-r', f'__ns:={NS}']
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 StoreWorkpiece = interfaces.get_service('stf_msgs/srv/StoreWorkpiece')
@@ -42,7 +47,8 @@ FINISHED = {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.CANCELL
 
 
 def node_argv(name: str, *extra: str) -> list[str]:
-    return [sys.executable, '-m', f'stf_nodes.{name}_node', '--ros-args', *PARAMS, *extra]
+    params = SCHEDULER_PARAMS if name == 'scheduler' else PARAMS
+    return [sys.executable, '-m', f'stf_nodes.{name}_node', '--ros-args', *params, *extra]
 
 
 @pytest.fixture(scope='module')
@@ -120,15 +126,19 @@ def client(factory: None) -> Iterator[Client]:
 
 
 class Scheduler:
-    """Starts (and restarts) the scheduler process on one database."""
+    """Starts (and restarts) a scheduler process on one database."""
 
-    def __init__(self, processes: Processes, db_url: str, client: Client) -> None:
-        self.processes, self.db_url, self.client = processes, db_url, client
+    def __init__(
+        self, processes: Processes, db_url: str, client: Client, name: str = 'scheduler'
+    ) -> None:
+        self.processes, self.db_url, self.client, self.name = processes, db_url, client, name
         self.process: Any = None
 
-    def start(self) -> None:
-        self.process = self.processes.start(*node_argv('scheduler', *SIM, '-p', self.db_url))
-        wait_until(self._ready, timeout=20, interval=0.1)
+    def start(self, *, wait: bool = True) -> None:
+        argv = node_argv('scheduler', *SIM, '-p', self.db_url, '-r', f'__node:={self.name}')
+        self.process = self.processes.start(*argv)
+        if wait:
+            wait_until(self._ready, timeout=20, interval=0.1)
 
     def _ready(self) -> bool:
         try:
@@ -140,6 +150,12 @@ class Scheduler:
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+
+    def stop(self) -> str:
+        """Stop the scheduler with Ctrl-C; everything it printed."""
+        self.process.send_signal(signal.SIGINT)
+        output, _ = self.process.communicate(timeout=10)
+        return output
 
 
 @pytest.fixture
@@ -195,12 +211,14 @@ def test_cancel_pending_and_running(client: Client, scheduler: Scheduler) -> Non
     cookie = client.commands()[running]
     final = client.wait_finished(running)[running]
     assert final.status == CommandStatus.CANCELLED, final.message
-    assert client.slots()[cookie.source_slot].id == cookie.workpiece_id  # returned to the rack
+    assert 'conveyor belt' in final.message  # where the cookie was when it ended
+    wait_until(lambda: client.slots()[cookie.source_slot].id == cookie.workpiece_id, timeout=20)
+    assert 'returned to' in client.commands()[running].message
     again = client.call(CancelCommand, 'stf/command/cancel', command_id=running)
     assert not again.accepted and 'CANCELLED' in again.message
 
 
-def test_kill_9_mid_command_loses_nothing_runs_nothing_twice(
+def test_kill_9_mid_command_resumes_and_runs_nothing_twice(
     client: Client, scheduler: Scheduler, tmp_path: Path
 ) -> None:
     interrupted = process(client)
@@ -209,18 +227,15 @@ def test_kill_9_mid_command_loses_nothing_runs_nothing_twice(
     client.wait_fired(interrupted, ON_BELT)
     scheduler.start()
     commands = client.wait_finished(interrupted, *queued, timeout=40)
-    assert commands[interrupted].status == CommandStatus.FAILED
-    assert 'interrupted' in commands[interrupted].message
-    for command_id in queued:
+    for command_id in (interrupted, *queued):
         assert commands[command_id].status == CommandStatus.COMPLETED, commands[command_id].message
     queue = CommandQueue(engine=make_engine(f'sqlite:///{tmp_path / "stf.db"}'))
     for command_id in (interrupted, *queued):
         starts = [e for e in queue.events(command_id) if e.reason == 'started']
         assert len(starts) == 1
-    # The interrupted cookie was on the belt: the restarted scheduler stored it back.
-    assert client.slots()[commands[interrupted].source_slot].id == (
-        commands[interrupted].workpiece_id
-    )
+        done = [s.index for s in queue.steps(command_id) if s.state is StepState.SUCCEEDED]
+        assert done == list(range(commands[command_id].step_count))  # each step once, in order
+    assert client.slots()[commands[interrupted].source_slot].status == 2  # baked, back home
 
 
 def test_thousands_of_invalid_requests_are_refused(client: Client, scheduler: Scheduler) -> None:
@@ -249,10 +264,87 @@ def test_thousands_of_invalid_requests_are_refused(client: Client, scheduler: Sc
         assert not reply.accepted and reply.message, (name, fields)
     for srv, name in ((InjectFault, 'stf/fault/inject'), (ClearFault, 'stf/fault/clear')):
         reply = client.call(srv, name, component_id='x' * 100_000)
+        assert not reply.accepted and 'component_id is too long' in reply.message
+        assert len(reply.message) < 200
+        reply = client.call(srv, name, component_id='CONV_M9')
         assert not reply.accepted and 'unknown component' in reply.message
-    assert client.call(ListCommands, 'stf/command/list', status='DROP TABLE').commands == []
+    reply = client.call(
+        InjectFault, 'stf/fault/inject', component_id='CONV_M1', fault='STALL', magnitude=math.nan
+    )
+    assert not reply.accepted and 'magnitude must be a finite number' in reply.message
+    listed = client.call(ListCommands, 'stf/command/list', status='DROP TABLE')
+    assert not listed.success and 'unknown status' in listed.message and not listed.commands
     assert client.commands() == before
     assert client.status(process(client)) in {CommandStatus.PENDING, CommandStatus.IN_PROGRESS}
+
+
+def test_garbage_on_a_station_state_topic_from_a_foreign_peer_changes_nothing(
+    client: Client, scheduler: Scheduler, router: str
+) -> None:
+    """A 4-byte HbwState (once crash-looped the scheduler) and well-formed states that make no
+    sense, published in the middle of an order: the order completes, the scheduler lives."""
+    peer = zenoh.open(foreign_peer_config(router))
+    wait_until(lambda: list(peer.info.routers_zid()))
+    hbw_key = names.data_keyexpr(
+        0, f'{NS}/stf/hbw/state', interfaces.dds_type_name('stf_msgs/msg/HbwState'),
+        interfaces.type_hash('stf_msgs/msg/HbwState'),
+    )  # fmt: skip
+    nonsense = interfaces.get_message_class('stf_msgs/msg/HbwState')(state=1, restored=True)
+    nonsense.workpiece.id, nonsense.workpiece.status = 'X', 99  # no such status
+    garbage = [b'\x00\x01\x00\x00', b'\xff' * 3, interfaces.serialize(nonsense)]
+    command = process(client)
+    client.when_step(command, ON_BELT, lambda: [peer.put(hbw_key, g) for g in garbage * 20])
+    try:
+        client.wait_fired(command, ON_BELT)
+        final = client.wait_finished(command)[command]
+    finally:
+        peer.close()
+    assert final.status == CommandStatus.COMPLETED, final.message
+    assert scheduler.process.poll() is None
+    output = scheduler.stop()
+    assert output.count('dropped a malformed stf_msgs/msg/HbwState') == 1  # logged once
+    assert output.count('dropped a state that makes no sense') == 1
+
+
+def test_a_hot_standby_takes_over_a_running_command_and_finishes_it(
+    client: Client, processes: Processes, tmp_path: Path
+) -> None:
+    db = tmp_path / 'stf.db'
+    leader = Scheduler(processes, f'db_url:=sqlite:///{db}', client)
+    leader.start()
+    standby = Scheduler(processes, f'db_url:=sqlite:///{db}', client, name='scheduler_2')
+    standby.start(wait=False)
+    graph = client.node.context.graph
+    wait_until(lambda: graph.count(f'{NS}/stf/command/list', names.SERVICE) == 2, timeout=20)
+    # Only the leader takes orders; both answer the read-only services.
+    assert graph.count(f'{NS}/stf/order/process', names.SERVICE) == 1
+    queue = CommandQueue(engine=make_engine(f'sqlite:///{db}'))
+    first = process(client)
+    second = process(client)
+    killed_at: list[float] = []
+    client.when_step(first, ON_BELT, lambda: (leader.kill(), killed_at.append(time.monotonic())))
+    client.wait_fired(first, ON_BELT)
+    lease = wait_until(lambda: _lease_holder(db, '/scheduler_2'), timeout=10, interval=0.01)
+    takeover_s = time.monotonic() - killed_at[0]
+    commands = client.wait_finished(first, second, timeout=60)
+    for command_id in (first, second):
+        assert commands[command_id].status == CommandStatus.COMPLETED, commands[command_id].message
+        done = [s.index for s in queue.steps(command_id) if s.state is StepState.SUCCEEDED]
+        assert done == list(range(13))  # every step once, across the takeover
+    tokens = {s.fencing_token for s in queue.steps(first)}
+    assert len(tokens) == 2 and max(tokens) == lease  # begun by the leader, ended by the standby
+    # At 20x sim time the 2 s lease is 0.1 s of wall time; a takeover over 3 s of wall time
+    # would mean the standby missed it altogether.
+    assert takeover_s < 3.0, takeover_s
+    graph_has_one_leader = graph.count(f'{NS}/stf/order/process', names.SERVICE)
+    assert graph_has_one_leader == 1
+
+
+def _lease_holder(db: Path, holder: str) -> int:
+    """The token of the scheduler lease if ``holder`` (a name part) holds it, else 0."""
+    with sqlite3.connect(db) as connection:
+        row = connection.execute('SELECT holder, token FROM scheduler_leases').fetchone()
+    return row[1] if row and holder in row[0] else 0
 
 
 def test_emergency_stop_fails_and_pauses_reset_resumes(
@@ -265,14 +357,15 @@ def test_emergency_stop_fails_and_pauses_reset_resumes(
         client.call(Trigger, 'stf/emergency_stop')))  # fmt: skip
     client.wait_fired(stopped, ON_BELT)
     assert replies[0].success, replies[0].message
-    command = client.commands()[stopped]
+    command = client.wait_finished(stopped)[stopped]
     assert command.status == CommandStatus.FAILED and 'emergency stop' in command.message
+    assert 'is at conveyor belt' in command.message  # where its cookie waits
     time.sleep(1.0)  # 20 s of sim time: nothing moves while paused
     assert client.status(waiting) == CommandStatus.PENDING
     assert client.call(Trigger, 'stf/reset').success
     commands = client.wait_finished(waiting)
     assert commands[waiting].status == CommandStatus.COMPLETED, commands[waiting].message
-    assert client.slots()[command.source_slot].id == command.workpiece_id  # recovered
+    assert client.slots()[command.source_slot].id == command.workpiece_id  # carried back
 
 
 def test_fault_facade_forwards_to_the_owner(client: Client, scheduler: Scheduler) -> None:

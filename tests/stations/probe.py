@@ -25,6 +25,7 @@ FACTORY_YAML = REPO_ROOT / 'config' / 'factory.yaml'
 STATIONS = ('hbw', 'vgr', 'conveyor')
 
 StationTask = interfaces.get_service('stf_msgs/srv/StationTask')
+RestoreStation = interfaces.get_service('stf_msgs/srv/RestoreStation')
 InjectFault = interfaces.get_service('stf_msgs/srv/InjectFault')
 ClearFault = interfaces.get_service('stf_msgs/srv/ClearFault')
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
@@ -128,6 +129,7 @@ class FactoryProbe:
             )
             for service, srv_type in (
                 ('task', StationTask),
+                ('restore', RestoreStation),
                 ('fault/inject', InjectFault),
                 ('fault/clear', ClearFault),
                 ('emergency_stop', Trigger),

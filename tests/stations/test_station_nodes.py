@@ -10,8 +10,10 @@ except that motor health only goes down.
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,9 @@ import pytest
 
 from tests.stations.probe import (
     FactoryProbe,
+    InjectFault,
+    RestoreStation,
+    StationTask,
     TaskStatus,
     Workpiece,
     motor,
@@ -242,6 +247,76 @@ def test_bad_fault_injection_is_refused_with_a_reason(
     before = probe.fresh_state(station)
     response = probe.inject(station, component, fault, magnitude)
     assert_refused_without_effect(probe, station, response, reason, before)
+
+
+@pytest.mark.parametrize(
+    ('field', 'value'),
+    [('magnitude', math.nan), ('duration_s', math.inf), ('magnitude', -math.inf)],
+)
+def test_non_finite_fault_numbers_are_refused_and_poison_nothing(
+    probe: FactoryProbe, field: str, value: float
+) -> None:
+    before = probe.fresh_state('conveyor')
+    request = InjectFault.Request(component_id='CONV_M1', fault='OVERCURRENT', magnitude=2.0)
+    setattr(request, field, value)
+    response = probe.call('conveyor', 'fault/inject', request)
+    assert_refused_without_effect(probe, 'conveyor', response, 'must be a finite number', before)
+    after = probe.fresh_state('conveyor')
+    assert all(math.isfinite(m.temperature_c) and math.isfinite(m.energy_wh) for m in after.motors)
+
+
+def test_a_huge_fault_name_is_refused_without_echoing_it(probe: FactoryProbe) -> None:
+    response = probe.inject('conveyor', 'CONV_M1', 'X' * 1_000_000)
+    assert not response.accepted and 'fault is too long' in response.message
+    assert len(response.message) < 100
+
+
+def test_a_repeated_task_key_reports_the_first_task_instead_of_running_again(
+    probe: FactoryProbe,
+) -> None:
+    key = f'test/{time.monotonic_ns()}'
+    request = StationTask.Request(task='move', target='home', key=key)
+    first = probe.call('vgr', 'task', request)
+    assert first.accepted and not first.duplicate
+    end = probe.task_end('vgr', first.task_id)
+    mark = len(probe.task_status)
+    again = probe.call('vgr', 'task', request)
+    assert again.accepted and again.duplicate and again.task_id == first.task_id
+    republished = wait_for(
+        lambda: [s for s in probe.task_status[mark:] if s.task_id == first.task_id],
+        what="the first task's status again",
+    )
+    assert republished[-1].status == end.status == TaskStatus.SUCCEEDED
+    assert probe.fresh_state('vgr').task == ''  # nothing new started
+
+
+def test_a_deposed_schedulers_token_is_refused(probe: FactoryProbe) -> None:
+    newest = time.time_ns() // 1000
+    assert probe.call('vgr', 'task', StationTask.Request(
+        task='move', target='home', fencing_token=newest)).accepted  # fmt: skip
+    probe.task_end('vgr', probe.task_status[-1].task_id)
+    stale = probe.call(
+        'vgr', 'task', StationTask.Request(task='move', target='home', fencing_token=newest - 1)
+    )
+    assert not stale.accepted and 'is stale' in stale.message
+    refused = probe.call('vgr', 'restore', RestoreStation.Request(fencing_token=newest - 1))
+    assert not refused.accepted and 'is stale' in refused.message
+
+
+def test_restore_puts_back_the_rack_and_sets_restored(probe: FactoryProbe) -> None:
+    before = probe.fresh_state('hbw')
+    rack = list(before.slots)
+    moved = rack[0].workpiece
+    rack[0] = type(rack[0])(slot=rack[0].slot, carrier_id=rack[0].carrier_id)
+    rack[-1] = type(rack[-1])(slot=rack[-1].slot, carrier_id=rack[-1].carrier_id, workpiece=moved)
+    response = probe.call('hbw', 'restore', RestoreStation.Request(slots=rack))
+    assert response.accepted, response.message
+    after = probe.fresh_state('hbw')
+    assert after.restored
+    assert slot_contents(after)[rack[-1].slot][0] == moved.id and not after.slots[0].workpiece.id
+    refused = probe.call('hbw', 'restore', RestoreStation.Request(slots=rack[:3]))
+    assert not refused.accepted and 'names every slot once' in refused.message
+    assert probe.call('hbw', 'restore', RestoreStation.Request(slots=list(before.slots))).accepted
 
 
 def test_clearing_an_unknown_component_is_refused(probe: FactoryProbe) -> None:
