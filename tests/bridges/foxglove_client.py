@@ -33,7 +33,12 @@ class ServiceCallFailedError(RuntimeError):
 class FoxgloveClient:
     def __init__(self, url: str, *, read: bool = True, max_queue: int | None = 16) -> None:
         self.ws: ClientConnection = connect(
-            url, subprotocols=SUBPROTOCOLS, max_size=None, max_queue=max_queue, open_timeout=10
+            url,
+            subprotocols=SUBPROTOCOLS,
+            max_size=None,
+            max_queue=max_queue,
+            open_timeout=10,
+            legacy=True,
         )
         self.server_info: dict[str, Any] = {}
         self.channels: dict[int, dict[str, Any]] = {}
@@ -163,6 +168,14 @@ class FoxgloveClient:
     def messages(self, subscription_id: int) -> list[tuple[int, bytes]]:
         with self._cond:
             return list(self.received.get(subscription_id, ()))
+
+    def take_decoded(self, subscription_id: int) -> list[Any]:
+        """Decoded messages received since the last call (they are removed)."""
+        decode = self.decoder(self._subscriptions[subscription_id])
+        with self._cond:
+            taken = list(self.received[subscription_id])
+            self.received[subscription_id].clear()
+        return [decode(payload) for _, payload in taken]
 
     def decoded(self, subscription_id: int) -> list[Any]:
         """Every message received on the subscription, decoded with the advertised schema."""

@@ -12,8 +12,8 @@ What clients see:
   namespace `NS` with station states, `NS/foxglove/scene` (`foxglove.SceneUpdate`, see
   `scene.py`) and `NS/foxglove/tf` (`foxglove.FrameTransforms` from `NS/tf`). They decode only
   while subscribed.
-- **Services** of the graph, callable with CDR (or JSON) requests; each request is checked
-  against its type, then forwarded as CDR with a timeout.
+- **Services** of the graph, callable with CDR requests; each request is checked against its
+  type, then forwarded as CDR with a timeout; the reply goes back as CDR.
 - **Parameters** of every node that serves the standard parameter services, named
   `/node.parameter`; set requests go to the node, refusals come back as status messages;
   subscribed parameters are polled and changes pushed.
@@ -42,7 +42,6 @@ from stf_nodes.bridges.foxglove.scene import FactoryGeometry, SceneBuilder
 from stf_nodes.bridges.foxglove.schemas import (
     BadRequestError,
     GraphSummary,
-    from_cdr,
     from_foxglove_parameter,
     log_from_rosout,
     parameter_name,
@@ -457,10 +456,7 @@ class GraphSource(ServerHandler):
                 reply = client.call_serialized(request, timeout_sec=self.settings.service_timeout_s)
             except (runtime.ServiceError, TimeoutError) as exc:
                 raise ServiceCallError(str(exc)) from exc
-            try:
-                return from_cdr(f'{type_name}_Response', encoding, reply)
-            except interfaces.SerdeError as exc:
-                raise ServiceCallError(f'{name}: malformed reply ({exc})') from exc
+            return reply
 
         return call
 

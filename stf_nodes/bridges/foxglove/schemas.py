@@ -3,8 +3,10 @@
 - ROS channels carry CDR as published; their schema is the `ros2msg` concatenated definition
   (the same text rosbag2 MCAP stores), so Foxglove decodes them as it decodes a bag.
 - Services are advertised with `ros2msg` request and response schemas (`pkg/srv/T_Request`,
-  `pkg/srv/T_Response`) and CDR encoding; a request is checked against its type before it is
-  forwarded, so a malformed one gets a clear failure instead of a confused server.
+  `pkg/srv/T_Response`) and CDR encoding (the SDK refuses requests in another encoding); a
+  request is checked against its type before it is forwarded, so a malformed one gets a clear
+  failure instead of a confused server.
+- Clients may publish CDR or JSON (converted to CDR after the same check).
 - Parameters are named `<node>.<parameter>` (e.g. `/hbw.publish_rate`), as ROS 2's
   foxglove_bridge names them; doubles carry the `float64` type hint so `10.0` stays a double.
 - `/rosout` records (`rcl_interfaces/msg/Log`) become `foxglove.Log` with the same levels.
@@ -25,7 +27,7 @@ from stf_nodes import interfaces
 from stf_nodes.runtime import names
 from stf_nodes.runtime.names import Token
 
-#: Encodings a client may use to publish or to call a service.
+#: Encodings a client may publish in (service requests are CDR, as their schemas declare).
 CLIENT_ENCODINGS = ('cdr', 'json')
 
 #: rcl_interfaces/msg/Log levels → foxglove.Log levels.
@@ -95,14 +97,6 @@ def _is_empty_struct_header(type_name: str, payload: bytes) -> bool:
         and payload[:2] == b'\x00\x01'
         and not interfaces.interface_definition(type_name).strip()
     )
-
-
-def from_cdr(type_name: str, encoding: str, payload: bytes) -> bytes:
-    """A reply of `type_name` in the encoding the client used for its request."""
-    if encoding == 'json':
-        message = interfaces.deserialize(payload, type_name)
-        return json.dumps(interfaces.to_data(message)).encode()
-    return payload
 
 
 # -- parameters -----------------------------------------------------------------------------
