@@ -50,6 +50,7 @@ class FoxgloveClient:
         self.times: list[int] = []
         self.received: dict[int, collections.deque[tuple[int, bytes]]] = {}  # sub id → data
         self.counts: collections.Counter[int] = collections.Counter()
+        self.received_at: dict[int, list[int]] = {}  # sub id → CLOCK_MONOTONIC ns of arrival
         self.responses: dict[int, tuple[str, bytes] | Exception] = {}
         self.closed = threading.Event()
         self._subscriptions: dict[int, int] = {}  # sub id → channel id
@@ -68,11 +69,12 @@ class FoxgloveClient:
     def _read(self) -> None:
         try:
             for message in self.ws:
+                now = time.monotonic_ns()
                 with self._cond:
                     if isinstance(message, str):
                         self._on_json(json.loads(message))
                     else:
-                        self._on_binary(message)
+                        self._on_binary(message, now)
                     self._cond.notify_all()
         except ConnectionClosed:
             pass
@@ -109,12 +111,13 @@ class FoxgloveClient:
         elif op == 'serviceCallFailure':
             self.responses[message['callId']] = ServiceCallFailedError(message['message'])
 
-    def _on_binary(self, data: bytes) -> None:
+    def _on_binary(self, data: bytes, now: int) -> None:
         opcode = data[0]
         if opcode == 1:
             subscription_id, timestamp = struct.unpack_from('<IQ', data, 1)
             queue = self.received.setdefault(subscription_id, collections.deque(maxlen=100_000))
             queue.append((timestamp, data[13:]))
+            self.received_at.setdefault(subscription_id, []).append(now)
             self.counts[subscription_id] += 1
         elif opcode == 2:
             self.times.append(struct.unpack_from('<Q', data, 1)[0])
