@@ -128,7 +128,7 @@ class Dimensions:
     mast_offset: float = 30.0  # crane mast and rail, outside the rack (HBW frame -z)
     vgr_rail_height: float = 40.0  # rail above the travel height
     oven_size: tuple[float, float, float] = (80.0, 80.0, 60.0)
-    font_size_m: float = 0.025
+    font_size_m: float = 0.018
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -625,7 +625,9 @@ class SceneBuilder:
         entities += self._oven(state)
         places = {'CONV_M1': ('conveyor', (-25.0, width / 2 + 10.0, -10.0), Z_TO_Y)}
         entities += self._motors('conveyor', state.motors, places)
-        entities.append(self._label('conveyor', state, 'conveyor', (length / 2, 0.0, 70.0)))
+        entities.append(
+            self._label('conveyor', state, 'conveyor', (length / 2, -width - 30.0, -40.0))
+        )
         return entities
 
     def _oven_spot(self) -> tuple[float, float, float]:
@@ -746,5 +748,5 @@ class SceneBuilder:
             'VGR_M2_GRIP': ('vgr', (-60.0, rail_y, rail_z), IDENTITY),
         }
         entities += self._motors('vgr', state.motors, places)
-        entities.append(self._label('vgr', state, 'vgr', (length / 2, rail_y, rail_z + 50.0)))
+        entities.append(self._label('vgr', state, 'vgr', (length - 60.0, rail_y, rail_z + 40.0)))
         return entities
