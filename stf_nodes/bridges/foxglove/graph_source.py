@@ -297,7 +297,8 @@ class GraphSource(ServerHandler):
         if topic == LOG_TOPIC:
             self._consume(ROSOUT, LOG_TOPIC, self._forward_log)
         elif scene is not None and topic.endswith(SCENE_SUFFIX):
-            scene.builder = SceneBuilder(scene.builder.geometry, namespace=scene.namespace or '/')
+            # The builder keeps what it saw last time: a paused factory still has a scene, and
+            # the first new state corrects what changed meanwhile (deletions included).
             for station in STATIONS:
                 self._consume(
                     f'{scene.namespace}/stf/{station}/state',
