@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py
+
+# Pictures of the live factory in a headless Foxglove viewer (Lichtblick); needs Debian's
+# chromium (apt-get install -y chromium) and ../shared/viewer.
+screenshots: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,viewer]'
+	$(BIN)/python scripts/foxglove_screenshots.py --out screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info

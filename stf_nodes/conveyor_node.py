@@ -23,7 +23,7 @@ class ConveyorNode(StationNode):
     model_class = Conveyor
     config_class = ConveyorConfig
     state_class = interfaces.get_message_class('stf_msgs/msg/ConveyorState')
-    default_mount_xyz_m = (0.45, 0.05, 0.0)
+    default_mount_xyz_m = (0.39, -0.025, 0.1)
 
     def state_message(self, snapshot: ConveyorSnapshot) -> Any:
         return self.state_class(

@@ -25,6 +25,7 @@ class HbwNode(StationNode):
     model_class = Hbw
     config_class = HbwConfig
     state_class = interfaces.get_message_class('stf_msgs/msg/HbwState')
+    default_mount_rpy_deg = (90.0, 0.0, 0.0)  # the model's y axis is height
 
     def state_message(self, snapshot: HbwSnapshot) -> Any:
         message = self.state_class(

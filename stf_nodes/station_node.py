@@ -3,9 +3,11 @@
 A station node owns one pure simulation model (`stf_nodes.sim`) and does only transport:
 
 - parameters: every field of the station's config (see `config/factory.yaml`), plus
-  `physics_rate` (Hz, default 50), `diagnostics_rate` (Hz, default 1) and `mount_xyz_m`
-  (the station's origin in the `world` frame); `publish_rate` and `diagnostics_rate` can be
-  changed while the node runs (`stf param set /hbw publish_rate 5.0`), the rest are read-only;
+  `physics_rate` (Hz, default 50), `diagnostics_rate` (Hz, default 1), `mount_xyz_m` and
+  `mount_rpy_deg` (the station frame's origin and roll/pitch/yaw in the z-up `world` frame: the
+  HBW model measures height along its y axis, so its frame is rolled by 90°); `publish_rate`
+  and `diagnostics_rate` can be changed while the node runs (`stf param set /hbw
+  publish_rate 5.0`), the rest are read-only;
 - a timer on the node clock steps the model by the ROS time elapsed since the last step (in
   sub-steps of at most `1 / physics_rate`), so under `use_sim_time` the physics follows
   `/clock` at whatever `time_scale` it runs;
@@ -27,6 +29,7 @@ Names are relative, so a launch namespace (`factory_2`) prefixes all of them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from stf_nodes import interfaces, runtime
@@ -77,6 +80,7 @@ class StationNode(runtime.Node):
     config_class: ClassVar[type]
     state_class: ClassVar[type]
     default_mount_xyz_m: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
+    default_mount_rpy_deg: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.0)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.station, **kwargs)
@@ -91,6 +95,11 @@ class StationNode(runtime.Node):
             list(self.default_mount_xyz_m),
             description='station origin in the world frame, m',
         )
+        self.declare_parameter(
+            'mount_rpy_deg',
+            list(self.default_mount_rpy_deg),
+            description='station frame roll, pitch, yaw in the world frame, degrees',
+        )
         config = self.config_class.from_parameters(
             {name: self.get_parameter(name).value for name in defaults}
         )
@@ -100,6 +109,7 @@ class StationNode(runtime.Node):
         self._publish_period_s = 1.0 / config.publish_rate
         self._diagnostics_period_s = 1.0 / self.get_parameter('diagnostics_rate').value
         self._mount = self.get_parameter('mount_xyz_m').value
+        self._mount_rotation = quaternion_from_rpy_deg(*self.get_parameter('mount_rpy_deg').value)
 
         prefix = f'stf/{self.station}'
         self._state_pub = self.create_publisher(self.state_class, f'{prefix}/state', 10)
@@ -227,7 +237,8 @@ class StationNode(runtime.Node):
             mount.transform.translation.y,
             mount.transform.translation.z,
         ) = self._mount
-        mount.transform.rotation.w = 1.0
+        rotation = mount.transform.rotation
+        rotation.x, rotation.y, rotation.z, rotation.w = self._mount_rotation
         transforms = [mount]
         for pose in snapshot.poses:
             transform = TransformStamped(child_frame_id=pose.frame_id)
@@ -352,6 +363,19 @@ class StationNode(runtime.Node):
         self._publish_state(self.model.snapshot())
         response.success, response.message = True, f'{self.station} reset'
         return response
+
+
+def quaternion_from_rpy_deg(roll: float, pitch: float, yaw: float) -> tuple[float, ...]:
+    """(x, y, z, w) of the rotation roll about x, then pitch about y, then yaw about z (as
+    tf2's `setRPY`, fixed axes)."""
+    half = [math.radians(angle) / 2.0 for angle in (roll, pitch, yaw)]
+    (cr, cp, cy), (sr, sp, sy) = [math.cos(a) for a in half], [math.sin(a) for a in half]
+    return (
+        sr * cp * cy - cr * sp * sy,
+        cr * sp * cy + sr * cp * sy,
+        cr * cp * sy - sr * sp * cy,
+        cr * cp * cy + sr * sp * sy,
+    )
 
 
 def _motor_msg(motor: MotorSnapshot) -> Any:

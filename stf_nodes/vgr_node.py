@@ -23,7 +23,7 @@ class VgrNode(StationNode):
     model_class = Vgr
     config_class = VgrConfig
     state_class = interfaces.get_message_class('stf_msgs/msg/VgrState')
-    default_mount_xyz_m = (0.45, 0.25, 0.0)
+    default_mount_xyz_m = (0.385, -0.175, 0.175)
 
     def state_message(self, snapshot: VgrSnapshot) -> Any:
         message = self.state_class(

@@ -433,16 +433,23 @@ class Client(_Endpoint):
             raise TypeError(
                 f'{self.name} expects {self.srv_type.name} requests, got {type(request).__name__}'
             )
+        return interfaces.serialize(request), self._next_attachment()
+
+    def _next_attachment(self) -> bytes:
         with self._lock:
             self._sequence += 1
-            return interfaces.serialize(request), make_attachment(self._sequence, self.gid)
+            return make_attachment(self._sequence, self.gid)
 
-    def _decode(self, reply: zenoh.Reply) -> Any:
+    def _reply_payload(self, reply: zenoh.Reply) -> bytes:
         if reply.ok is None:
             message = reply.err.payload.to_bytes().decode(errors='replace')
             raise ServiceError(f'{self.name}: server error: {message}')
+        return reply.ok.payload.to_bytes()
+
+    def _decode(self, reply: zenoh.Reply) -> Any:
+        payload = self._reply_payload(reply)
         try:
-            return self._decode_response(reply.ok.payload.to_bytes())
+            return self._decode_response(payload)
         except interfaces.SerdeError as exc:
             raise ServiceError(f'{self.name}: malformed reply ({exc})') from exc
 
@@ -467,11 +474,33 @@ class Client(_Endpoint):
 
     def call(self, request: Any, timeout_sec: float | None = 10.0) -> Any:
         """Call and wait; raises ServiceError (no server, error reply) or TimeoutError."""
+        return self._call(lambda: self._encode(request), self._decode, timeout_sec)
+
+    def call_serialized(self, payload: bytes, timeout_sec: float | None = 10.0) -> bytes:
+        """Call with a request that is already CDR and return the reply's CDR (bridges).
+
+        The caller vouches for the payload's type; it is sent as it is.
+        """
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(
+                f'{self.name}: request of {len(payload)} bytes exceeds the limit of '
+                f'{MAX_MESSAGE_BYTES} bytes'
+            )
+        return self._call(
+            lambda: (payload, self._next_attachment()), self._reply_payload, timeout_sec
+        )
+
+    def _call(
+        self,
+        encode: Callable[[], tuple[bytes, bytes]],
+        decode: Callable[[zenoh.Reply], Any],
+        timeout_sec: float | None,
+    ) -> Any:
         deadline = time.monotonic() + (3600.0 if timeout_sec is None else timeout_sec)
         while True:
-            payload, attachment = self._encode(request)
+            payload, attachment = encode()
             for reply in self._get(payload, attachment, deadline - time.monotonic(), None):
-                return self._decode(reply)
+                return decode(reply)
             error = self._unanswered(deadline)
             if error is not None:
                 raise error

@@ -3,6 +3,7 @@
 One liveliness subscriber per context on `@ros2_lv/<domain>/**` (with history, so tokens that
 existed before it are delivered too) keeps a set of live tokens. Node, topic and service lists
 are derived from that set, whoever declared the tokens: our nodes or ROS 2 nodes on rmw_zenoh.
+Listeners (`add_listener`) hear about every change, for bridges that mirror the graph.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Graph:
     def __init__(self, *, session: zenoh.Session, domain_id: int) -> None:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Condition()
+        self._listeners: list[Callable[[], None]] = []
         key = f'{names.LIVELINESS_PREFIX}/{domain_id}/**'
         self._subscriber = session.liveliness().declare_subscriber(
             key, zenoh.handlers.Callback(self._on_token), history=True
@@ -51,10 +53,28 @@ class Graph:
             return
         with self._lock:
             if sample.kind == zenoh.SampleKind.PUT:
+                changed = self._tokens.get(key) != token
                 self._tokens[key] = token
             else:
-                self._tokens.pop(key, None)
+                changed = self._tokens.pop(key, None) is not None
             self._lock.notify_all()
+            listeners = list(self._listeners) if changed else []
+        for listener in listeners:
+            listener()
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every change of the token set.
+
+        It runs on the Zenoh thread that delivered the change: keep it short (set an event and
+        do the work elsewhere) and do not declare or undeclare Zenoh entities from it.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def tokens(self) -> list[Token]:
         with self._lock:

@@ -276,29 +276,25 @@ class Node:
         return timer
 
     def destroy_timer(self, timer: Timer) -> None:
-        timer.destroy()
-        if timer in self.timers:
-            self.timers.remove(timer)
+        self._destroy(timer, self.timers)
 
     def destroy_publisher(self, publisher: Publisher) -> None:
-        publisher.destroy()
-        if publisher in self.publishers:
-            self.publishers.remove(publisher)
+        self._destroy(publisher, self.publishers)
 
     def destroy_subscription(self, subscription: Subscription) -> None:
-        subscription.destroy()
-        if subscription in self.subscriptions:
-            self.subscriptions.remove(subscription)
+        """Undeclare the subscription; a sample already queued for it may still be handled."""
+        self._destroy(subscription, self.subscriptions)
 
     def destroy_service(self, service: Service) -> None:
-        service.destroy()
-        if service in self.services:
-            self.services.remove(service)
+        self._destroy(service, self.services)
 
     def destroy_client(self, client: Client) -> None:
-        client.destroy()
-        if client in self.clients:
-            self.clients.remove(client)
+        self._destroy(client, self.clients)
+
+    def _destroy(self, entity: Any, owned: list[Any]) -> None:
+        entity.destroy()
+        if entity in owned:
+            owned.remove(entity)
 
     def destroy_node(self) -> None:
         """Undeclare every entity and the node's token; the context stays open."""

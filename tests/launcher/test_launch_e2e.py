@@ -59,7 +59,9 @@ def runs() -> Iterator[list[LaunchRun]]:
 
 
 def launch_args(*args: str) -> list[str]:
-    """``args``, plus ``enable_scheduler:=false`` while scheduler_node is not installed."""
+    """``args``, plus a free Foxglove port (8765 may be taken on a shared machine) and
+    ``enable_scheduler:=false`` while scheduler_node is not installed."""
+    args = (*args, f'foxglove_port:={free_port()}')
     if 'scheduler_node' in node_executables():
         return list(args)
     return [*args, 'enable_scheduler:=false']
@@ -177,7 +179,8 @@ def test_compose_runs_all_nodes_in_one_process(
 def test_fleet_of_three_factories_on_one_router(
     runs: list[LaunchRun], router_port: int, tmp_path: Path
 ) -> None:
-    args = launch_args('count:=3')
+    # Factory K's bridge would take foxglove_port + K - 1: ports this test cannot reserve.
+    args = launch_args('count:=3', 'enable_foxglove:=false')
     run = start(runs, str(FLEET), *args, cwd=tmp_path)
     expected = expected_nodes(FLEET, args)
     assert {f'/factory_{k}/{s}' for k in (1, 2, 3) for s in ('hbw', 'vgr', 'conveyor')} <= expected

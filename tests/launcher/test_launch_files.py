@@ -13,7 +13,7 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler']
+STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge']
 
 
 @pytest.fixture
@@ -47,13 +47,15 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert node.executable == f'{node.name}_node'
         assert node.namespace == '/'
         assert (node.respawn, node.respawn_delay) == (True, 1.0)
-        inline = {'use_sim_time': False}
+        inline: dict[str, object] = {'use_sim_time': False}
         if node.name == 'scheduler':
             inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
             scheduler_yaml = REPO_ROOT / 'config' / 'scheduler.yaml'
             assert node.parameters == (scheduler_yaml, inline)
-        else:
-            assert node.parameters == (params_file, inline)
+            continue
+        if node.name == 'foxglove_bridge':
+            inline['port'] = 8765
+        assert node.parameters == (params_file, inline)
     assert [arg.name for arg in description.arguments] == [
         'namespace',
         'use_sim_time',

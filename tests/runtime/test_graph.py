@@ -12,7 +12,7 @@ import pytest
 
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
-from tests.conftest import Processes, stf
+from tests.conftest import Processes, stf, wait_until
 from tests.runtime.conftest import DEMO
 
 
@@ -239,3 +239,25 @@ def test_node_without_router_fails_fast(processes: Processes) -> None:
     assert process.returncode == 1
     assert 'no Zenoh router reachable' in output
     assert time.monotonic() - started < 15
+
+
+def test_graph_listeners_hear_every_change(router: str, node: runtime.Node) -> None:
+    graph = node.context.graph
+    changes: list[int] = []
+    listener = lambda: changes.append(graph.count('/t_listen/topic', 'MP'))  # noqa: E731
+    graph.add_listener(listener)
+    other = runtime.Context([])
+    try:
+        talker = runtime.Node('listened', context=other)
+        publisher = talker.create_publisher(MotorState, '/t_listen/topic', 10)
+        wait_until(lambda: 1 in changes)
+        talker.destroy_publisher(publisher)
+        wait_until(lambda: changes[-1] == 0)
+        assert publisher not in talker.publishers
+        graph.remove_listener(listener)
+        seen = len(changes)
+        talker.create_publisher(MotorState, '/t_listen/topic', 10)
+        wait_until(lambda: graph.count('/t_listen/topic', 'MP') == 1)
+        assert len(changes) == seen  # removed: not called any more
+    finally:
+        other.shutdown()

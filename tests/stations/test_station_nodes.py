@@ -115,7 +115,11 @@ def test_tf_follows_the_moving_parts(probe: FactoryProbe) -> None:
     frames = probe.frames(mark)
 
     mount = frames['hbw'][-1]
-    assert (mount.header.frame_id, mount.transform.rotation.w) == ('world', 1.0)
+    assert mount.header.frame_id == 'world'
+    rotation = mount.transform.rotation  # rolled 90°: the model's y (height) is world z
+    assert (rotation.x, rotation.y, rotation.z, rotation.w) == pytest.approx(
+        (0.5**0.5, 0.0, 0.0, 0.5**0.5)
+    )
     crane, fork = frames['hbw_crane'][-1], frames['hbw_fork'][-1]
     assert crane.header.frame_id == 'hbw'
     assert crane.transform.translation.x == pytest.approx(0.300)  # column 3
@@ -131,7 +135,7 @@ def test_tf_follows_the_moving_parts(probe: FactoryProbe) -> None:
         (0.220, 0.150)
     )
     assert gripper.transform.translation.z == pytest.approx(-0.050)
-    assert frames['vgr'][-1].transform.translation.x == pytest.approx(0.45)  # mount_xyz_m
+    assert frames['vgr'][-1].transform.translation.x == pytest.approx(0.385)  # mount_xyz_m
     assert 'conveyor_belt' in frames
     assert frames['conveyor_belt'][-1].header.frame_id == 'conveyor'
 

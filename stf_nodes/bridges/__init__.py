@@ -1,0 +1,1 @@
+"""Bridges between the ROS graph and other worlds (Foxglove WebSocket; MQTT to come)."""
