@@ -1,0 +1,1 @@
+"""Bridges between the graph and other systems: MQTT (the fischertechnik dialect)."""
