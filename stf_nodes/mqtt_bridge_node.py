@@ -99,7 +99,7 @@ RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
 MODES = ('twin', 'mirror')
 CONNECTION_REFUSED = 'CONNECTION_REFUSED'
 #: f/i topics of a real factory that have no twin counterpart: received and counted, not used.
-MIRROR_IGNORED = ('f/i/state/dsi', 'f/i/state/dso', 'f/i/nfc/ds', 'f/i/alert')
+MIRROR_IGNORED = ('f/i/state/dsi', 'f/i/state/dso', 'f/i/nfc/ds', 'f/i/alert', 'f/i/state/twin')
 _STATUS_OF = {
     name: int(getattr(Workpiece, name))
     for name in ('RAW_DOUGH', 'BAKED', 'PACKAGED', 'STORED', 'SHIPPED')
@@ -532,6 +532,10 @@ class MqttBridgeNode(runtime.Node):
 
     def _submit(self, opened: OpenOrder) -> None:
         if not self._process_client.service_is_ready():
+            self.get_logger().info(
+                f'order {opened.order.colour} waits for the scheduler (stf/order/process)',
+                throttle_duration_sec=10.0,
+            )
             return  # retried by _on_tick until order_timeout_s
         opened.in_flight = True
         future = self._process_client.call_async(

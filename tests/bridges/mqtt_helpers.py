@@ -168,6 +168,8 @@ class Mosquitto:
             f'listener {self.port} 127.0.0.1',
             'allow_anonymous false' if passwords else 'allow_anonymous true',
         ]
+        if os.geteuid() == 0:  # started as root, mosquitto would switch to its own user
+            lines.append('user root')
         if persistence:
             lines += ['persistence true', f'persistence_location {directory}/']
         if passwords:
