@@ -1,1 +1,2 @@
-"""Bridges between the ROS graph and other worlds (Foxglove WebSocket; MQTT to come)."""
+"""Bridges between the graph and other systems: Foxglove (WebSocket) and MQTT (the
+fischertechnik dialect)."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from stf_nodes.launcher.brokers import embedded_brokers
 from stf_nodes.launcher.commands import ExecutableResolver, build_processes, resolve_executable
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.parser import declared_arguments, format_arguments, load_launch
@@ -42,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help='run all nodes in one process sharing one Zenoh session (respawn does not apply)',
     )
     parser.add_argument('--no-router', action='store_true', help='never start a Zenoh router')
+    parser.add_argument(
+        '--no-broker',
+        action='store_true',
+        help='never start the embedded MQTT broker for an mqtt_bridge node',
+    )
     parser.add_argument(
         '--sigint-timeout', type=float, default=5.0, metavar='S', help='SIGINT → SIGTERM (5 s)'
     )
@@ -116,12 +122,14 @@ def launch_main(
                     # A replaced router command is a test stand-in that speaks no Zenoh.
                     probe=None if router_command else zenoh_router_answers,
                 )
+            # An MQTT bridge's broker on this machine is started when nothing listens there.
+            brokers = [] if options.no_broker else embedded_brokers(description.nodes)
             supervisor = Supervisor(
                 output=out,
                 sigint_timeout=options.sigint_timeout,
                 sigterm_timeout=options.sigterm_timeout,
             )
-            return _run_with_signals(supervisor, processes, router)
+            return _run_with_signals(supervisor, processes, router, brokers)
     except LaunchError as error:
         sys.stderr.write(f'stf launch: error: {error}\n')
         return 2
@@ -141,7 +149,10 @@ def _processes(
 
 
 def _run_with_signals(
-    supervisor: Supervisor, processes: list[ProcessSpec], router: RouterSpec | None
+    supervisor: Supervisor,
+    processes: list[ProcessSpec],
+    router: RouterSpec | None,
+    brokers: list[RouterSpec],
 ) -> int:
     """Run the supervisor with SIGINT/SIGTERM turned into a clean shutdown."""
     previous: dict[signal.Signals, object] = {}
@@ -149,7 +160,7 @@ def _run_with_signals(
         for number in (signal.SIGINT, signal.SIGTERM):
             previous[number] = signal.signal(number, lambda *_: supervisor.request_shutdown())
     try:
-        return supervisor.run(processes, router=router)
+        return supervisor.run(processes, router=router, brokers=brokers)
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

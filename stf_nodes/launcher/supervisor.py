@@ -16,10 +16,11 @@ Guarantees:
   further ``sigterm_timeout``, and waits until no member of any group is left, grandchildren
   included; a second request (Ctrl-C again) skips the rest of the current grace period.
   When a process exits on its own, leftovers in its group are killed at once.
-  A Zenoh router started by the launch is stopped last, the same way.
-- A Zenoh router started by the launch that dies is started again at once (the nodes survive
-  a router's absence and reconnect; their data links run peer to peer meanwhile), so a
-  router crash never stops the factory.
+  Servers started by the launch (the Zenoh router, an embedded MQTT broker) are stopped
+  after the nodes, the same way, in reverse order of start: the router last.
+- A server started by the launch that dies is started again at once (nodes survive the
+  router's absence and reconnect, their data links run peer to peer meanwhile; the MQTT
+  bridge reconnects to its broker), so a crashed router never stops the factory.
   Not covered: a child that leaves its process group (``setsid``) or a SIGKILLed launcher.
 """
 
@@ -59,16 +60,22 @@ class ProcessSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class RouterSpec:
-    """The Zenoh router to start when nothing listens on ``endpoint`` (``tcp/host:port``).
+    """A server the launch needs, started when nothing listens on ``endpoint``
+    (``tcp/host:port``): the Zenoh router, or the embedded MQTT broker (``label`` and
+    ``name`` say which in the output).
 
     ``probe`` checks a listener that is already there; one that fails it is an error (a
-    foreign service on the router port), reported before any node starts.
+    foreign service on the port, ``conflict_hint`` says what to do), reported before any node
+    starts.
     """
 
     argv: tuple[str, ...]
     endpoint: str = DEFAULT_ROUTER
     timeout: float = 10.0
     probe: Callable[[str], bool] | None = None
+    label: str = 'router'
+    name: str = 'Zenoh router'
+    conflict_hint: str = 'stop what listens there or set ZENOH_ROUTER to another port'
 
 
 @dataclass(kw_only=True)
@@ -156,7 +163,6 @@ class Supervisor:
         self._stop = threading.Event()
         self._hurry = threading.Event()  # a repeated request skips the current grace period
         self._children: list[_Child] = []
-        self._router: _Child | None = None
 
     def request_shutdown(self) -> None:
         """Ask :meth:`run` to stop everything; safe to call from a signal handler.
@@ -171,41 +177,59 @@ class Supervisor:
         """Write a launcher message, prefixed ``[launch]``."""
         self._write('launch', message)
 
-    def run(self, specs: Sequence[ProcessSpec], *, router: RouterSpec | None = None) -> int:
+    def run(
+        self,
+        specs: Sequence[ProcessSpec],
+        *,
+        router: RouterSpec | None = None,
+        brokers: Sequence[RouterSpec] = (),
+    ) -> int:
         """Run ``specs`` until they all end, one fails, or shutdown is requested.
 
-        Returns 0 on a clean end or requested shutdown and 1 when a process failed or the
-        router could not be started.
+        ``router`` and then ``brokers`` are started first when nothing listens on their
+        endpoints. Returns 0 on a clean end or requested shutdown and 1 when a process failed
+        or a server could not be started.
         """
-        self._router = None
+        servers: list[tuple[RouterSpec, _Child]] = []
         try:
-            if router is not None:
-                self._router = self._start_router(router)
-            if self._stop.is_set():
-                return 0
-            return self._supervise(specs, self._router, router)
+            for spec in [s for s in (router,) if s is not None] + list(brokers):
+                child = self._start_server(spec)
+                if child is not None:
+                    servers.append((spec, child))
+                if self._stop.is_set():
+                    return 0
+            return self._supervise(specs, servers)
         except LaunchError as error:
             self.log(f'error: {error}')
             return 1
         finally:
-            router_child = self._router
-            self._stop_children([c for c in self._children if c is not router_child])
-            if router_child is not None:
-                self._stop_children([router_child])
+            started = [child for _, child in servers]
+            self._stop_children([c for c in self._children if c not in started])
+            for server in reversed(started):
+                self._stop_children([server])
             for child in self._children:
                 child.reader.join(timeout=1.0)
             self._children.clear()
 
     def _supervise(
-        self, specs: Sequence[ProcessSpec], router: _Child | None, router_spec: RouterSpec | None
+        self, specs: Sequence[ProcessSpec], servers: list[tuple[RouterSpec, _Child]]
     ) -> int:
+        """``servers`` (what the launch started) is kept up to date as they are restarted."""
         running = [self._start(spec) for spec in specs]
         pending: list[tuple[float, ProcessSpec]] = []  # (restart time, spec) of respawns
         while not self._stop.wait(_POLL_S):
-            if router is not None and router_spec is not None and router.popen.poll() is not None:
-                self.log(f'router exited with code {router.popen.returncode}, starting it again')
-                self._reap(router)
-                router = self._router = self._start_router(router_spec)
+            for server, child in list(servers):
+                if child.popen.poll() is None:
+                    continue
+                self.log(
+                    f'{server.label} exited with code {child.popen.returncode}, '
+                    'starting it again'
+                )
+                self._reap(child)
+                servers.remove((server, child))
+                again = self._start_server(server)  # None: another one took the port meanwhile
+                if again is not None:
+                    servers.append((server, again))
             for child in list(running):
                 code = child.popen.poll()
                 if code is None:
@@ -233,28 +257,28 @@ class Supervisor:
         self.log('shutdown requested')
         return 0
 
-    def _start_router(self, router: RouterSpec) -> _Child | None:
-        host, port = parse_endpoint(router.endpoint)
+    def _start_server(self, server: RouterSpec) -> _Child | None:
+        host, port = parse_endpoint(server.endpoint)
         if port_open(host, port):
-            if router.probe is not None and not router.probe(router.endpoint):
+            if server.probe is not None and not server.probe(server.endpoint):
                 raise LaunchError(
-                    f'{router.endpoint} is in use, but not by a Zenoh router (no Zenoh '
-                    'handshake); stop what listens there or set ZENOH_ROUTER to another port'
+                    f'{server.endpoint} is in use, but not by a {server.name} (no handshake); '
+                    f'{server.conflict_hint}'
                 )
-            self.log(f'using the Zenoh router on {router.endpoint}')
+            self.log(f'using the {server.name} on {server.endpoint}')
             return None
-        child = self._start(ProcessSpec(label='router', argv=router.argv))
-        deadline = time.monotonic() + router.timeout
+        child = self._start(ProcessSpec(label=server.label, argv=server.argv))
+        deadline = time.monotonic() + server.timeout
         while not port_open(host, port, timeout=0.2):
             if child.popen.poll() is not None:
                 raise LaunchError(
-                    f'the Zenoh router exited with code {child.popen.returncode} before '
-                    f'listening on {router.endpoint}'
+                    f'the {server.name} exited with code {child.popen.returncode} before '
+                    f'listening on {server.endpoint}'
                 )
             if time.monotonic() > deadline:
                 raise LaunchError(
-                    f'the Zenoh router did not listen on {router.endpoint} within '
-                    f'{router.timeout:g} s'
+                    f'the {server.name} did not listen on {server.endpoint} within '
+                    f'{server.timeout:g} s'
                 )
             if self._stop.wait(_POLL_S):
                 break

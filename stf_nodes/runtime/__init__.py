@@ -19,7 +19,15 @@ from stf_nodes.runtime.context import (
     init,
     shutdown,
 )
-from stf_nodes.runtime.entities import Client, Future, Publisher, Service, ServiceError, Timer
+from stf_nodes.runtime.entities import (
+    Client,
+    Future,
+    GuardCondition,
+    Publisher,
+    Service,
+    ServiceError,
+    Timer,
+)
 from stf_nodes.runtime.executor import Executor, SingleThreadedExecutor
 from stf_nodes.runtime.node import Node
 from stf_nodes.runtime.parameters import Parameter, ParameterError, ParameterType
@@ -41,6 +49,7 @@ __all__ = [
     'Duration',
     'Executor',
     'Future',
+    'GuardCondition',
     'HistoryPolicy',
     'Node',
     'Parameter',

@@ -541,6 +541,34 @@ class Client(_Endpoint):
         )
 
 
+class GuardCondition:
+    """rclpy's guard condition: `trigger()` from any thread runs the callback on the node's
+    executor (at once on the triggering thread when the executor is idle, else queued).
+
+    This is how work from a foreign thread (an MQTT client's network loop, a socket server)
+    joins the node's callbacks without overlapping them. Triggers that arrive while the
+    callback is already queued coalesce into one run: the callback drains its own queue.
+    """
+
+    def __init__(self, node: Node, callback: Callable[[], None]) -> None:
+        self.node = node
+        self.callback = callback
+        self.posted = False
+        self.destroyed = False
+
+    def trigger(self) -> None:
+        if not self.destroyed:
+            self.node._deliver(self)
+
+    def execute(self) -> None:
+        self.posted = False
+        if not self.destroyed:
+            self.callback()
+
+    def destroy(self) -> None:
+        self.destroyed = True
+
+
 class Timer:
     """A periodic callback on a node's clock; missed periods are skipped, not queued."""
 

@@ -30,7 +30,14 @@ from stf_nodes.runtime import names
 from stf_nodes.runtime.arguments import parse_ros_args
 from stf_nodes.runtime.clock import Clock, Time
 from stf_nodes.runtime.context import Context, get_default_context
-from stf_nodes.runtime.entities import Client, Publisher, Service, Subscription, Timer
+from stf_nodes.runtime.entities import (
+    Client,
+    GuardCondition,
+    Publisher,
+    Service,
+    Subscription,
+    Timer,
+)
 from stf_nodes.runtime.parameters import (
     Parameter,
     ParameterError,
@@ -154,6 +161,7 @@ class Node:
         self.services: list[Service] = []
         self.clients: list[Client] = []
         self.timers: list[Timer] = []
+        self.guards: list[GuardCondition] = []
         self._clock = Clock()
         self._clock.add_listener(self._on_clock_change)
         self._clock_subscription: Subscription | None = None
@@ -275,6 +283,12 @@ class Node:
             self._executor.wake()
         return timer
 
+    def create_guard_condition(self, callback: Callable[[], None]) -> GuardCondition:
+        """A condition any thread may `trigger()` to run `callback` on this node's executor."""
+        guard = GuardCondition(self, callback)
+        self.guards.append(guard)
+        return guard
+
     def destroy_timer(self, timer: Timer) -> None:
         self._destroy(timer, self.timers)
 
@@ -305,6 +319,7 @@ class Node:
         if self._executor is not None:
             self._executor.remove_node(self)
         for entity in [
+            *self.guards,
             *self.timers,
             *self.clients,
             *self.services,
@@ -312,6 +327,7 @@ class Node:
             *self.publishers,
         ]:
             entity.destroy()
+        self.guards.clear()
         self.timers.clear()
         self.clients.clear()
         self.services.clear()

@@ -337,6 +337,7 @@ class CommandRunner:
         self._cancels: set[int] = set()
         self._alerts: dict[tuple[str, str], str] = {}
         self._restores: dict[str, RestorePoll] = {}
+        self._ready = False
         #: Node time of the last change to the records (station views must be newer to count).
         self._changed_s = float('-inf')
 
@@ -359,6 +360,7 @@ class CommandRunner:
         """Forget the job in memory (the lease was lost; the next leader resumes it)."""
         self._job = None
         self._restores.clear()
+        self._ready = False
         self.token = 0
 
     def request_cancel(self, outcome: CancelOutcome) -> None:
@@ -426,6 +428,9 @@ class CommandRunner:
             return
         if not self._sync_idle(now_s):
             return
+        if not self._ready:
+            self._ready = True
+            self._log('scheduler ready: the stations hold what the records say')
         pending = self._queue.peek_next()
         if pending is None:
             return

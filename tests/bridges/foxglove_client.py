@@ -38,7 +38,6 @@ class FoxgloveClient:
             max_size=None,
             max_queue=max_queue,
             open_timeout=10,
-            legacy=True,
         )
         self.server_info: dict[str, Any] = {}
         self.channels: dict[int, dict[str, Any]] = {}

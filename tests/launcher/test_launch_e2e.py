@@ -35,9 +35,14 @@ UP_TIMEOUT_S = 60.0
 
 @pytest.fixture
 def router_port(monkeypatch: pytest.MonkeyPatch) -> int:
-    """A free port for the router the launch starts; the stf CLI connects to it too."""
+    """A free port for the router the launch starts; the stf CLI connects to it too.
+
+    The MQTT bridge of the launch gets a free port as well: the launch starts its embedded
+    broker there instead of publishing onto the machine's shared Mosquitto.
+    """
     port = free_port()
     monkeypatch.setenv('ZENOH_ROUTER', f'tcp/127.0.0.1:{port}')
+    monkeypatch.setenv('MQTT_PORT', str(free_port()))
     return port
 
 
@@ -168,8 +173,9 @@ def test_compose_runs_all_nodes_in_one_process(
     assert {'/factory_3/clock', '/factory_3/hbw'} <= expected
     wait_for_nodes(run, expected)
     router = int(run.wait_for(r'^\[launch\] router started with pid (\d+)').group(1))
+    broker = int(run.wait_for(r'^\[launch\] mqtt_broker started with pid (\d+)').group(1))
     container = int(run.wait_for(r'^\[launch\] container started with pid (\d+)').group(1))
-    assert descendants(run.process.pid) - {router} == {container}
+    assert descendants(run.process.pid) - {router, broker} == {container}
     # The inline <param> of the launch file reached the node, as with a separate process.
     result = stf('param', 'get', '/factory_3/hbw', 'use_sim_time')
     assert result.stdout.strip() == 'bool value is: True'

@@ -13,7 +13,7 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge']
+STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge', 'mqtt_bridge']
 
 
 @pytest.fixture
@@ -55,6 +55,8 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
             continue
         if node.name == 'foxglove_bridge':
             inline['port'] = 8765
+        if node.name == 'mqtt_bridge':
+            inline['topic_prefix'] = ''  # the root factory speaks the plain f/i/... scheme
         assert node.parameters == (params_file, inline)
     assert [arg.name for arg in description.arguments] == [
         'namespace',
@@ -69,6 +71,7 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         'enable_recorder',
         'enable_scheduler',
         'scheduler_replicas',
+        'mqtt_topic_prefix',
     ]
     assert all(arg.description for arg in description.arguments)
     assert description.arguments[3].default == (
@@ -139,3 +142,40 @@ def test_fleet_count_is_limited(params_file: Path) -> None:
             REPO_ROOT / 'launch' / 'fleet.launch.xml',
             {'count': '11', 'params_file': str(params_file)},
         )
+
+
+def test_fleet_factories_publish_mqtt_under_their_namespace(params_file: Path) -> None:
+    fleet = load_launch(
+        REPO_ROOT / 'launch' / 'fleet.launch.xml', {'params_file': str(params_file), 'count': '2'}
+    )
+    prefixes = {
+        node.namespace: node.parameters[1]['topic_prefix']
+        for node in fleet.nodes
+        if node.name == 'mqtt_bridge'
+    }
+    assert prefixes == {'/factory_1': 'factory_1', '/factory_2': 'factory_2'}
+
+
+def test_factory_without_mqtt(params_file: Path) -> None:
+    description = load_launch(
+        REPO_ROOT / 'launch' / 'factory.launch.xml',
+        {'params_file': str(params_file), 'enable_mqtt': 'false'},
+    )
+    assert 'mqtt_bridge' not in [node.name for node in description.nodes]
+
+
+def test_mirror_runs_the_bridge_in_mirror_mode_without_stations(
+    params_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv('MQTT_BROKER', raising=False)
+    monkeypatch.setenv('MQTT_PORT', '18830')
+    description = load_launch(
+        REPO_ROOT / 'launch' / 'mirror.launch.xml',
+        {'params_file': str(params_file), 'namespace': 'line_1'},
+    )
+    (bridge,) = description.nodes
+    assert (bridge.label, bridge.executable) == ('line_1/mqtt_bridge', 'mqtt_bridge_node')
+    assert bridge.parameters == (
+        params_file,
+        {'mode': 'mirror', 'broker_host': '127.0.0.1', 'broker_port': 18830, 'topic_prefix': ''},
+    )
