@@ -8,7 +8,9 @@ Incoming samples and queries are queued on the entity and run under the executor
 (see `_Inbox`), so callbacks of one executor run one at a time, as in rclpy's single-threaded
 executor. Service clients do not need the executor: `call()` blocks on the reply and works
 inside callbacks too; a call that reaches no server while the graph shows one (its peer link
-not up yet) is retried until its timeout.
+not up yet) is retried until its timeout. With several servers (a hot standby answering the
+read-only services beside its leader) the first good reply wins; an error reply, or Zenoh's
+timeout for a server that died, fails the call only when no server answered well.
 
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
@@ -499,8 +501,14 @@ class Client(_Endpoint):
         deadline = time.monotonic() + (3600.0 if timeout_sec is None else timeout_sec)
         while True:
             payload, attachment = encode()
+            failed: ServiceError | None = None
             for reply in self._get(payload, attachment, deadline - time.monotonic(), None):
-                return decode(reply)
+                try:
+                    return decode(reply)
+                except ServiceError as exc:  # another server may still answer (a standby)
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
             error = self._unanswered(deadline)
             if error is not None:
                 raise error
@@ -513,15 +521,19 @@ class Client(_Endpoint):
 
     def _call_async(self, request: Any, future: Future, deadline: float) -> None:
         payload, attachment = self._encode(request)
+        failed: list[ServiceError] = []
 
         def on_reply(reply: zenoh.Reply) -> None:
             try:
                 future.set_result(self._decode(reply))
-            except ServiceError as exc:
-                future.set_exception(exc)
+            except ServiceError as exc:  # another server may still answer (a standby)
+                failed.append(exc)
 
         def on_done() -> None:
             if future.done():
+                return
+            if failed:
+                future.set_exception(failed[0])
                 return
             error = self._unanswered(deadline)
             if error is not None:

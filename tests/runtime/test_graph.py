@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
+from stf_nodes.runtime import names
 from tests.conftest import Processes, stf, wait_until
 from tests.runtime.conftest import DEMO
 
@@ -68,6 +70,30 @@ def test_service_call(demo: Any, node: runtime.Node) -> None:
     future = client.call_async(add.Request(a=1, b=2))
     node.executor.spin_until_future_complete(future, timeout_sec=10)
     assert future.result().sum == 3
+
+
+def test_with_two_servers_a_good_reply_wins_over_a_failing_server(
+    demo: Any, node: runtime.Node
+) -> None:
+    """The demo node answers; a second server of the same service fails every call (as a
+    server that died mid-call would): calls still succeed, synchronously and asynchronously."""
+    add = interfaces.get_service('example_interfaces/srv/AddTwoInts')
+
+    def broken(request: Any, response: Any) -> Any:
+        raise RuntimeError('this server is broken')
+
+    node.create_service(add, '/t1/add_two_ints', broken)
+    client = node.create_client(add, '/t1/add_two_ints')
+    assert node.context.graph.wait_for(
+        lambda g: g.count('/t1/add_two_ints', names.SERVICE) == 2, 10
+    )
+    spinner = threading.Thread(target=node.executor.spin, daemon=True)
+    spinner.start()
+    for _ in range(20):
+        assert client.call(add.Request(a=40, b=2)).sum == 42
+    future = client.call_async(add.Request(a=1, b=2))
+    assert future.wait(10) and future.result().sum == 3
+    node.executor.shutdown()
 
 
 def test_service_without_server_fails_clearly(router: str, node: runtime.Node) -> None:
