@@ -368,6 +368,25 @@ def test_emergency_stop_fails_and_pauses_reset_resumes(
     assert client.slots()[command.source_slot].id == command.workpiece_id  # carried back
 
 
+def test_no_cookie_leaves_the_rack_while_the_conveyor_motor_has_failed(
+    client: Client, scheduler: Scheduler
+) -> None:
+    inject = client.call(
+        InjectFault, 'stf/fault/inject', component_id='CONV_M1', fault='MOTOR_FAILURE'
+    )
+    assert inject.accepted, inject.message
+    try:
+        before = client.slots()
+        command = process(client)
+        time.sleep(1.0)  # 20 s of sim time: the conveyor stays in ERROR
+        assert client.status(command) == CommandStatus.PENDING
+        assert client.slots() == before  # the cookie never left its slot
+    finally:
+        assert client.call(ClearFault, 'stf/fault/clear', component_id='CONV_M1').accepted
+    final = client.wait_finished(command)[command]
+    assert final.status == CommandStatus.COMPLETED, final.message
+
+
 def test_fault_facade_forwards_to_the_owner(client: Client, scheduler: Scheduler) -> None:
     reply = client.call(
         InjectFault, 'stf/fault/inject', component_id='CONV_M1', fault='OVERCURRENT', magnitude=2.0
