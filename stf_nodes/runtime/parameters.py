@@ -10,6 +10,12 @@ read-only, then asks the node's on-set callbacks. Every node serves
 
 Parameter files are ROS 2 YAML: `<node or /**>: ros__parameters: {...}`; nested mappings
 become dotted names.
+
+Every change (a declaration, a new value, a deletion) is announced on `/parameter_events`
+(`rcl_interfaces/msg/ParameterEvent`, built by `parameter_event`) as ROS 2 nodes do, so
+Foxglove, `ros2 param` watchers and other tools follow parameter changes. Deleting is setting
+a parameter to NOT_SET (what `ros2 param delete` sends); as in rclcpp, only dynamically typed,
+writable parameters can be deleted.
 """
 
 from __future__ import annotations
@@ -191,6 +197,24 @@ def descriptor_msg(
         description=description,
         read_only=read_only,
         dynamic_typing=dynamic_typing,
+    )
+
+
+def parameter_event(
+    node_fqn: str,
+    stamp: Any,
+    *,
+    new: Iterable[Parameter] = (),
+    changed: Iterable[Parameter] = (),
+    deleted: Iterable[str] = (),
+) -> Any:
+    """The `rcl_interfaces/msg/ParameterEvent` a node publishes after a change."""
+    return get_message_class('rcl_interfaces/msg/ParameterEvent')(
+        stamp=stamp,
+        node=node_fqn,
+        new_parameters=[p.to_parameter_msg() for p in new],
+        changed_parameters=[p.to_parameter_msg() for p in changed],
+        deleted_parameters=[Parameter(name).to_parameter_msg() for name in deleted],
     )
 
 
