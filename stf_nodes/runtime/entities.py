@@ -425,12 +425,19 @@ class Client(_Endpoint):
         self._lock = threading.Lock()
         self._announce()
 
+    def _servers(self, graph: Any) -> int:
+        """Servers of this service with this type: one of another type would never answer."""
+        return sum(
+            token.type_hash == self.type_hash
+            for token in graph.endpoints(self.name, names.SERVICE)
+        )
+
     def service_is_ready(self) -> bool:
-        return self.node.context.graph.count(self.name, names.SERVICE) > 0
+        return self._servers(self.node.context.graph) > 0
 
     def wait_for_service(self, timeout_sec: float | None = None) -> bool:
         graph = self.node.context.graph
-        return graph.wait_for(lambda g: g.count(self.name, names.SERVICE) > 0, timeout_sec)
+        return graph.wait_for(lambda g: self._servers(g) > 0, timeout_sec)
 
     def _encode(self, request: Any) -> tuple[bytes, bytes]:
         """The request's CDR and a fresh attachment (next sequence number)."""

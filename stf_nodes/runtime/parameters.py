@@ -159,8 +159,10 @@ def _node_keys(node_fqn: str) -> list[str]:
     return ['/**', f'/**/{name}', name, node_fqn.lstrip('/'), node_fqn]
 
 
-def load_parameter_file(path: Path, node_fqn: str) -> dict[str, Any]:
-    """The parameters a ROS 2 parameter file gives the node `node_fqn` (e.g. `/ns/hbw`)."""
+def load_parameter_file(path: Path, node_fqn: str, *, wildcards: bool = True) -> dict[str, Any]:
+    """The parameters a ROS 2 parameter file gives the node `node_fqn` (e.g. `/ns/hbw`);
+    without `wildcards`, only the sections naming the node (`ros2 param load` without
+    `--use-wildcard`)."""
     try:
         document = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -171,6 +173,8 @@ def load_parameter_file(path: Path, node_fqn: str) -> dict[str, Any]:
         raise ParameterError(f'{path}: expected a mapping of node names to ros__parameters')
     result: dict[str, Any] = {}
     for key in _node_keys(node_fqn):
+        if not wildcards and key.startswith('/**'):
+            continue
         section = document.get(key)
         if section is None:
             continue
