@@ -77,8 +77,8 @@ def cmd_node_info(args: argparse.Namespace) -> int:
         ('Service Clients', names.CLIENT),
     ):
         print(f'  {title}:')
-        for line in _names_and_types([t for t in endpoints if t.kind == kind]):
-            print(line)
+        # As ros2 prints it: an empty section leaves an empty line.
+        print('\n'.join(_names_and_types([t for t in endpoints if t.kind == kind])))
     print('  Action Servers:\n\n  Action Clients:\n')
     return 0
 
