@@ -356,10 +356,10 @@ def cmd_interface_show(args: argparse.Namespace) -> int:
 
 def cmd_interface_proto(args: argparse.Namespace) -> int:
     try:
-        full = interfaces.get_message_class(args.type)
+        full = interfaces.get_service(args.type).Request  # a service: its request, as ros2
     except interfaces.InterfaceError:
         try:
-            full = interfaces.get_service(args.type).Request
+            full = interfaces.get_message_class(args.type)
         except interfaces.InterfaceError as exc:
             raise CliError(str(exc)) from exc
     text = message_yaml(full(), enum_names=False) + '\n'
