@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,12 +25,12 @@ def start_demo(processes: Processes, *ros_args: str) -> subprocess.Popen[str]:
 
 
 @pytest.fixture(scope='module')
-def graph(router: str) -> Iterator[dict[str, subprocess.Popen[str]]]:
+def graph(router: str) -> Iterator[dict[str, Any]]:
     processes = Processes()
     hbw = processes.start(
         str(BIN / 'hbw_node'), '--ros-args', '-r', '__ns:=/cli', '--params-file', str(FACTORY_YAML)
     )
     demo = start_demo(processes)
     wait_until(lambda: '/cli/hbw' in stf('node', 'list').stdout.split(), timeout=20)
-    yield {'hbw': hbw, 'demo': demo}
+    yield {'hbw': hbw, 'demo': demo, 'processes': processes}
     processes.stop_all()
