@@ -88,7 +88,7 @@ class CommandView:
             if text.endswith(')') and ' started (attempt ' in text:
                 progress.step = message.step
                 progress.step_started = now
-                progress.attempt = text.rpartition('(')[2].rstrip(')')
+                progress.attempt = text.rpartition('(')[2].rstrip(')').removeprefix('attempt ')
                 progress.done = message.step_index
             elif '; at ' in text and progress.step_started is not None:
                 lines.append(self._step_line(message, progress, now))
