@@ -116,3 +116,33 @@ def test_alerts_are_logged_at_their_severity() -> None:
     assert [level for level, _ in logger.logged] == ['info', 'warning', 'error', 'error']
     assert logger.logged[2][1] == 'alert OVERCURRENT on M1: x'
     assert logger.logged[3][1] == 'alert CRITICAL OVERCURRENT on M1: x'
+
+
+def test_shell_completion_of_verbs_and_interface_names() -> None:
+    """What bash asks after `eval "$(register-python-argcomplete stf)"` (argcomplete)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def complete(line: str) -> list[str]:
+        stf = Path(sys.executable).parent / 'stf'
+        result = subprocess.run(
+            # argcomplete answers on file descriptor 8, as bash's completion hook reads it.
+            ['bash', '-c', f'"{stf}" 8>&1 9>/dev/null'],
+            env={
+                **os.environ,
+                '_ARGCOMPLETE': '1',
+                '_ARGCOMPLETE_IFS': '\n',
+                'COMP_LINE': line,
+                'COMP_POINT': str(len(line)),
+            },
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        return result.stdout.split()
+
+    assert 'echo' in complete('stf topic e')
+    assert complete('stf interface show stf_msgs/msg/HbwSt') == ['stf_msgs/msg/HbwState']
