@@ -428,8 +428,7 @@ class Client(_Endpoint):
     def _servers(self, graph: Any) -> int:
         """Servers of this service with this type: one of another type would never answer."""
         return sum(
-            token.type_hash == self.type_hash
-            for token in graph.endpoints(self.name, names.SERVICE)
+            token.type_hash == self.type_hash for token in graph.endpoints(self.name, names.SERVICE)
         )
 
     def service_is_ready(self) -> bool:
