@@ -71,7 +71,6 @@ from stf_nodes.scheduler.records import (
     StepRecord,
     StepState,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.scheduler.routes import Step, is_away, rack_place
 from stf_nodes.scheduler.validation import (
@@ -94,7 +93,7 @@ from stf_nodes.storage.models import (
     InventoryRow,
     SchedulerLeaseRow,
 )
-from stf_nodes.workpieces import slot_order
+from stf_nodes.workpieces import WorkpieceStatus, slot_order
 
 _ACTIVE = (CommandStatus.PENDING, CommandStatus.IN_PROGRESS)
 # The hot paths (submit, start, events) use Core statements on the tables: a fraction of the
@@ -156,7 +155,7 @@ class CommandQueue:
         """The rack's slots in scan order; empty until the inventory is seeded."""
         if not self._slots:
             with self._engine.connect() as connection:
-                names = connection.scalars(select(_INVENTORY.c.slot)).all()
+                names: list[str] = list(connection.scalars(select(_INVENTORY.c.slot)))
             self._slots = tuple(sorted(names, key=slot_order))
         return self._slots
 
@@ -263,7 +262,8 @@ class CommandQueue:
                 if name in _COMMANDS.c and name != 'id'
             }
             inserted = connection.execute(insert(_COMMANDS), values)
-            command = replace(command, id=inserted.inserted_primary_key[0])
+            (command_id,) = inserted.inserted_primary_key or (0,)
+            command = replace(command, id=command_id)
             connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
             _add_event(connection, command, None, 'submitted', now)
             return command
@@ -280,17 +280,17 @@ class CommandQueue:
             if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
                 connection.execute(_RELEASE, {'command_': command_id})
                 row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
-                command = mapping.command_record(row.one())
-                _add_event(connection, command, CommandStatus.PENDING, _PENDING_CANCELLED, now)
-                return CancelOutcome(command=command, stop_required=False)
+                cancelled = mapping.command_record(row.one())
+                _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+                return CancelOutcome(command=cancelled, stop_required=False)
         with self._transaction() as session:
             # Not PENDING above, so running (a command never returns to PENDING) or refused.
-            command = _lock_command(session, command_id, _ACTIVE)
-            if not command.cancel_requested:
-                command.cancel_requested = True
-                command.message = 'cancel requested; the workpiece goes back to the rack'
-                _add_event(session, command, CommandStatus.IN_PROGRESS, 'cancel requested', now)
-            return CancelOutcome(command=mapping.command_record(command), stop_required=True)
+            running = _lock_command(session, command_id, _ACTIVE)
+            if not running.cancel_requested:
+                running.cancel_requested = True
+                running.message = 'cancel requested; the workpiece goes back to the rack'
+                _add_event(session, running, CommandStatus.IN_PROGRESS, 'cancel requested', now)
+            return CancelOutcome(command=mapping.command_record(running), stop_required=True)
 
     # -- execution (the runner; every write fenced) -----------------------------------------
 
