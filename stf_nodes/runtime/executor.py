@@ -5,6 +5,11 @@ lock. While the executor spins and is idle, work that arrives (a sample, a query
 on the Zenoh thread that delivered it; otherwise the entity is queued and the spinning thread
 runs it. Timers run on the spinning thread when due on their clock. Nodes that were not yet
 added to an executor keep their work until they are.
+
+Fairness: each turn runs the due timers, then everything that was queued when the turn began,
+so a busy timer (a fast sim clock makes a 20 Hz timer fire hundreds of times a second) cannot
+leave a service request waiting behind a backlog. Wake-ups (the clock advanced) are coalesced:
+at most one is queued.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ _SIM_TIME_POLL_S = 0.05
 
 
 class _Wake:
-    """A no-op work item that wakes the executor (clock advanced, node added, shutdown)."""
+    """The work item that wakes the executor (clock advanced, node added, shutdown)."""
+
+    def __init__(self, executor: SingleThreadedExecutor) -> None:
+        self._executor = executor
 
     def execute(self) -> None:
-        return
-
-
-_WAKE = _Wake()
+        self._executor._woken = False
 
 
 class SingleThreadedExecutor:
@@ -43,6 +48,8 @@ class SingleThreadedExecutor:
         self._run_lock = threading.Lock()
         self._spinning = 0
         self._stopped = False
+        self._wake_item = _Wake(self)
+        self._woken = False
 
     def add_node(self, node: Node) -> None:
         with self._lock:
@@ -75,7 +82,9 @@ class SingleThreadedExecutor:
         return True
 
     def wake(self) -> None:
-        self._work.put(_WAKE)
+        if not self._woken:
+            self._woken = True
+            self._work.put(self._wake_item)
 
     def _due_timer_wait(self) -> float | None:
         """Run every due timer; return how long to wait for the next (None: no timers)."""
@@ -109,6 +118,7 @@ class SingleThreadedExecutor:
         wait = self._due_timer_wait()
         if timeout_sec is not None:
             wait = timeout_sec if wait is None else min(wait, timeout_sec)
+        backlog = self._work.qsize()
         try:
             item = (
                 self._work.get(timeout=wait)
@@ -119,6 +129,13 @@ class SingleThreadedExecutor:
             return
         with self._run_lock:
             item.execute()
+        for _ in range(backlog - 1):  # the rest of what was queued when the turn began
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                return
+            with self._run_lock:
+                item.execute()
 
     def spin(self) -> None:
         while self.context.ok and not self._stopped:

@@ -255,7 +255,9 @@ class CommandQueue:
             if kind is CommandKind.STORE and not workpiece_id:
                 workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
             command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
-            command = replace(command, message=f'queued: {_describe(command)} ({how})')
+            command = replace(
+                command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
+            )
             values = {
                 name: value
                 for name, value in asdict(command).items()
@@ -341,12 +343,15 @@ class CommandQueue:
         workpiece: Workpiece,
     ) -> tuple[StepRecord, CommandRecord]:
         """Journal an attempt of ``step`` as STARTED (the task is sent afterwards); its key is
-        ``<command>/<P|R><index>/<attempt>``. Returns the entry and the command."""
+        ``<command>.<uid>/<P|R><index>/<attempt>``: unique beyond this database, because the
+        stations remember keys longer than a database may live. Returns the entry and the
+        command."""
         now = self._clock()
-        key = f'{command_id}/{"P" if phase is Phase.PLAN else "R"}{index}/{attempt}'
         with self._transaction() as session:
             _check_fence(session, fence)
             command = _lock_command(session, command_id, (*_ACTIVE, *_FINISHED))
+            prefix = 'P' if phase is Phase.PLAN else 'R'
+            key = f'{command_id}.{command.uid}/{prefix}{index}/{attempt}'
             row = CommandStepRow(
                 command_id=command_id,
                 phase=int(phase),

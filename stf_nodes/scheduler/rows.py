@@ -50,6 +50,7 @@ def command_record(row: CommandRow | Row[Any]) -> CommandRecord:
         step_index=row.step_index,
         step_count=row.step_count,
         stranded=row.stranded,
+        uid=row.uid,
     )
 
 

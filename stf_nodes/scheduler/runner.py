@@ -26,7 +26,8 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   restored station that disagrees with the records raises a ``CONTENTS_MISMATCH`` alert naming
   both views and is restored from the records (the database wins; it is never overwritten
   from a station).
-- *Idempotent steps.* Each attempt has a key ``<command>/<P|R><index>/<attempt>``; a station
+- *Idempotent steps.* Each attempt has a key ``<command>.<uid>/<P|R><index>/<attempt>``
+  (the random ``uid`` keeps keys unique beyond one database, which the stations outlive); a station
   that already ran it answers with that task's result instead of running it again. After a
   crash the STARTED step is sent again with the same key: a station that finished it reports
   the result, one that restarted meanwhile runs it (its contents restored first).
@@ -338,6 +339,8 @@ class CommandRunner:
         self._alerts: dict[tuple[str, str], str] = {}
         self._restores: dict[str, RestorePoll] = {}
         self._ready = False
+        #: The rack as the database holds it (only this runner changes it: cached until then).
+        self._rack: tuple[InventorySlot, ...] | None = None
         #: Node time of the last change to the records (station views must be newer to count).
         self._changed_s = float('-inf')
 
@@ -361,6 +364,7 @@ class CommandRunner:
         self._job = None
         self._restores.clear()
         self._ready = False
+        self._rack = None
         self.token = 0
 
     def request_cancel(self, outcome: CancelOutcome) -> None:
@@ -480,6 +484,7 @@ class CommandRunner:
         if hbw is None or not hbw.rack:
             return
         if self._queue.seed_inventory(hbw.rack):
+            self._rack = None
             self._log('inventory seeded from the HBW rack (a new database)')
             self._inventory_changed()
         self.notify()
@@ -529,7 +534,10 @@ class CommandRunner:
                 return f'{station} is being restored'
             del self._restores[station]
             if error:
-                return f'{station} could not be restored: {error}'
+                reason = f'{station} could not be restored: {error}'
+                self._raise(Severity.ERROR, 'RESTORE_REFUSED', station, reason)
+                return reason
+            self._clear('RESTORE_REFUSED', station)
             self._log(f'{station} restored')
             self._changed_s = now_s
         if view.stamp_s < self._changed_s:
@@ -538,7 +546,7 @@ class CommandRunner:
         if view.restored and _matches(view, expected):
             return ''
         if view.restored:
-            self._alert_sink(
+            self._raise(
                 Severity.WARNING,
                 'CONTENTS_MISMATCH',
                 station,
@@ -561,7 +569,9 @@ class CommandRunner:
             place=holder.part if holds and holder else '',
         )
         if station == 'hbw':
-            contents = replace(contents, rack=self._queue.inventory())
+            if self._rack is None:
+                self._rack = self._queue.inventory()
+            contents = replace(contents, rack=self._rack)
         return contents
 
     def _wait(self, job: _Job, reason: str, now_s: float) -> bool:
@@ -822,6 +832,7 @@ class CommandRunner:
     def _commit(self, command: CommandRecord, now_s: float) -> None:
         """After a committed write: announce it and the new inventory."""
         self._changed_s = now_s
+        self._rack = None
         self._announce(command)
         self._inventory_changed()
 

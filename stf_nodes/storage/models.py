@@ -109,6 +109,9 @@ class CommandRow(Base):
     step: Mapped[str] = mapped_column(String(STEP_LEN), default='')
     message: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Random, unique beyond this database: station task keys are built from it, and stations
+    # outlive databases (a new database numbers its commands from 1 again).
+    uid: Mapped[str] = mapped_column(String(ID_LEN), default='')
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

@@ -329,7 +329,8 @@ def _run_plan(queue: CommandQueue, command: CommandRecord, fence: Fence) -> Comm
         record, _ = queue.begin_step(
             command.id, step, fence, phase=Phase.PLAN, index=index, attempt=1, workpiece=workpiece
         )
-        assert record.key == f'{command.id}/P{index}/1' and record.state is StepState.STARTED
+        assert record.key == f'{command.id}.{command.uid}/P{index}/1'
+        assert record.state is StepState.STARTED and len(command.uid) == 16
         if step.verb == 'bake':
             workpiece = replace(workpiece, status=WorkpieceStatus.BAKED)
         queue.end_step(
@@ -374,7 +375,7 @@ def test_process_runs_to_completion_with_every_transition_recorded(queue: Comman
         (done.id, ''),  # taken out by 'hbw retrieve A2'
         (done.id, 'w-a2'),  # stored back BAKED
     ]
-    assert history[1].reason == f'after step {done.id}/P0/1'
+    assert history[1].reason == f'after step {done.id}.{done.uid}/P0/1'
 
 
 def test_store_and_retrieve_change_the_inventory(queue: CommandQueue) -> None:

@@ -256,7 +256,8 @@ def test_process_runs_every_step_carrying_the_cookie(harness: Harness) -> None:
     assert harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
     assert harness.factory.rack['A1'] == harness.slot('A1')
     steps = harness.queue.steps(command.id)
-    assert [s.key for s in steps] == [f'{command.id}/P{i}/1' for i in range(13)]
+    key = f'{command.id}.{final.uid}'
+    assert [s.key for s in steps] == [f'{key}/P{i}/1' for i in range(13)]
     assert all(s.state is StepState.SUCCEEDED for s in steps)
     statuses = [r.status for r in harness.announced]
     assert statuses[0] is CommandStatus.IN_PROGRESS and statuses[-1] is CommandStatus.COMPLETED
@@ -298,7 +299,8 @@ def test_a_refused_step_is_retried_then_the_command_fails_and_its_cookie_comes_b
     assert 'vgr pick conveyor failed 3 times' in failed.message
     assert 'is at conveyor pickup' in failed.message and failed.message.endswith('returned to A2')
     keys = [s.key for s in harness.queue.steps(command.id) if s.verb == 'pick']
-    assert keys == [f'{command.id}/P4/1', f'{command.id}/P4/2', f'{command.id}/P4/3']
+    key = f'{command.id}.{failed.uid}'
+    assert keys == [f'{key}/P4/1', f'{key}/P4/2', f'{key}/P4/3']
     assert harness.slot('A2') == Workpiece('w-a2', 'VANILLA', RAW)
     assert harness.factory.rack['A2'] == harness.slot('A2')
     assert 'COMMAND_FAILED' in harness.codes()
@@ -376,6 +378,28 @@ def test_a_restarted_scheduler_resumes_and_a_finished_step_is_not_run_again(
     assert [s.index for s in steps if s.state is StepState.SUCCEEDED] == list(range(13))
     assert len(steps) == 13  # the STARTED attempt was sent again under its key
     assert harness.runs(in_flight.station).count(label) == runs_before  # and not run twice
+
+
+def test_keys_stay_unique_when_the_stations_outlive_the_database(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A new database numbers its commands from 1 again; the stations still remember the
+    keys of the old one. The new command 1 must not get the old command 1's results."""
+    first = harness.queue.submit_process(source_slot='A2')
+    harness.run_until_idle()
+    engine = make_engine(f'sqlite:///{tmp_path / "new.db"}')
+    create_schema(engine)
+    fresh = Harness(CommandQueue(engine=engine, clock=StepClock()), harness.factory, holder='c')
+    fresh.now_s = harness.now_s
+    fresh.lead()
+    fresh.tick(20)  # seeded from the HBW as it is now
+    again = fresh.queue.submit_process(source_slot='A3')
+    assert again.id == first.id  # numbered from 1 again
+    fresh.run_until_idle()
+    assert fresh.record(again.id).status is CommandStatus.COMPLETED
+    assert fresh.slot('A3') == Workpiece('w-a3', 'STRAWBERRY', BAKED)  # its own cookie
+    assert fresh.slot('A2') == Workpiece('w-a2', 'VANILLA', BAKED)
+    engine.dispose()
 
 
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:
