@@ -29,10 +29,12 @@ Policies:
   rack, all in one transaction. A restarted scheduler reads ``last_step`` and resumes
   (``stf_nodes.scheduler.runner``); nothing is finished as "interrupted".
 - **Fencing.** Every write of the runner takes a :class:`Fence` and checks, in the same
-  transaction, that its lease (``acquire_lease``) is still held with that token and not
-  expired; otherwise it raises :class:`LeaseLost` and writes nothing. Leases are renewed on
-  the node clock; the token grows with each change of holder (and is at least the wall clock
-  in ms, so tokens keep growing across a new database: stations remember the highest).
+  transaction, that its lease (``acquire_lease``) is still held with that token; otherwise
+  it raises :class:`LeaseLost` and writes nothing. The token grows with each change of holder
+  (and is at least the wall clock in ms, so tokens keep growing across a new database:
+  stations remember the highest). A holder that cannot renew stops by itself after its lease
+  duration (``runner``); a contender takes over once the holder's heartbeat stood still that
+  long on the contender's own clock.
 - **Transitions.** PENDING -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED, plus PENDING ->
   CANCELLED (cancel); each is checked under a row lock and stored in ``command_events``.
 - **Inventory.** The database owns the rack's contents: only commands change them (one slot
@@ -147,6 +149,8 @@ class CommandQueue:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._slots: tuple[str, ...] = ()
+        #: Lease name -> (holder, token, beat) last seen and the node time it was first seen.
+        self._watched: dict[str, tuple[tuple[str, int, int], int]] = {}
 
     # -- the rack --------------------------------------------------------------------------
 
@@ -478,26 +482,46 @@ class CommandQueue:
     # -- the lease -------------------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, *, now_ns: int, duration_ns: int) -> int:
-        """Take or renew lease ``name`` for ``holder`` until ``now_ns + duration_ns`` (node
-        clock); returns the fencing token, or 0 while another holder's lease is unexpired."""
-        with self._transaction() as session:
-            lease = session.get(SchedulerLeaseRow, name, with_for_update=True)
-            wall = datetime.now(timezone.utc)
-            if lease is None:
-                lease = SchedulerLeaseRow(name=name, token=0, holder='', expires_ns=0)
-                session.add(lease)
-            elif lease.holder != holder and lease.expires_ns > now_ns:
-                return 0
-            if lease.holder != holder or lease.token == 0:
+        """Take or renew lease ``name`` for ``holder``; returns the fencing token, or 0 while
+        another holder keeps renewing it.
+
+        The holder renews by counting its heartbeat (``beat``) up; call this every
+        ``duration_ns / 4`` or so. A contender compares no clocks: it watches the heartbeat on
+        its own node clock (``now_ns``) and takes the lease once the beat has stood still for
+        the holder's ``duration_ns``, or at once when the lease was given up. Hosts with
+        skewed clocks, and a sim clock that restarted after a power loss, therefore never
+        leave the factory without a leader.
+        """
+        wall = datetime.now(timezone.utc)
+        try:
+            with self._transaction() as session:
+                lease = session.get(SchedulerLeaseRow, name, with_for_update=True)
+                if lease is None:
+                    lease = SchedulerLeaseRow(name=name, token=0, holder='', beat=0)
+                    session.add(lease)
+                elif lease.holder == holder:
+                    lease.beat += 1
+                    lease.duration_ns, lease.renewed_at = duration_ns, wall
+                    return lease.token
+                elif lease.holder and not self._stood_still(name, lease, now_ns):
+                    return 0
                 lease.token = max(lease.token + 1, time.time_ns() // 1_000_000)
-                lease.holder = holder
-            lease.expires_ns = now_ns + duration_ns
-            lease.renewed_at = wall
-            try:
+                lease.holder, lease.beat = holder, 0
+                lease.duration_ns, lease.renewed_at = duration_ns, wall
                 session.flush()
-            except IntegrityError:  # another scheduler created the row at the same moment
-                return 0
-            return lease.token
+                self._watched.pop(name, None)
+                return lease.token
+        except IntegrityError:  # another scheduler created the row at the same moment
+            return 0
+
+    def _stood_still(self, name: str, lease: SchedulerLeaseRow, now_ns: int) -> bool:
+        """Whether ``lease``'s heartbeat has not moved for its duration on our clock."""
+        seen = (lease.holder, lease.token, lease.beat)
+        watched = self._watched.get(name)
+        if watched is None or watched[0] != seen or now_ns < watched[1]:  # moved, or clock reset
+            self._watched[name] = (seen, now_ns)
+            return False
+        return now_ns - watched[1] >= lease.duration_ns
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give lease ``name`` up at once (a clean shutdown), if ``holder`` holds it."""
@@ -505,7 +529,7 @@ class CommandQueue:
             session.execute(
                 update(SchedulerLeaseRow)
                 .where(SchedulerLeaseRow.name == name, SchedulerLeaseRow.holder == holder)
-                .values(expires_ns=0)
+                .values(holder='')
             )
 
     # -- queries ---------------------------------------------------------------------------
@@ -608,10 +632,8 @@ def _check_fence(session: Session, fence: Fence) -> None:
     """Raise LeaseLost unless ``fence`` still holds its lease (row locked for the transaction)."""
     lease = session.get(SchedulerLeaseRow, fence.name, with_for_update=True)
     if lease is None or lease.holder != fence.holder or lease.token != fence.token:
-        holder = 'nobody' if lease is None else f'{lease.holder} (token {lease.token})'
+        holder = f'{lease.holder} (token {lease.token})' if lease and lease.holder else 'nobody'
         raise LeaseLost(f'lease {fence.name} is held by {holder}, not token {fence.token}')
-    if lease.expires_ns <= fence.now_ns:
-        raise LeaseLost(f'lease {fence.name} expired')
 
 
 def _parse_workpiece(workpiece: Workpiece) -> Workpiece:

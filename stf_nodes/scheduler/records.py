@@ -185,13 +185,12 @@ class StepRecord:
 @dataclass(frozen=True)
 class Fence:
     """Proof of leadership, checked in the same transaction as every write of the runner: the
-    lease ``name`` must still be held by ``holder`` with ``token`` and unexpired at ``now_ns``
-    (node clock), else the write raises :class:`LeaseLost` and nothing is written."""
+    lease ``name`` must still be held by ``holder`` with ``token``, else the write raises
+    :class:`LeaseLost` and nothing is written."""
 
     name: str
     holder: str
     token: int
-    now_ns: int
 
 
 class LeaseLost(Exception):  # noqa: N818 - a state, like Rejected

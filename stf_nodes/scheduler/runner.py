@@ -45,7 +45,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   pauses; after :meth:`reset` the cookie is located and carried back, then the queue resumes.
 - *Fencing.* Every write carries this scheduler's lease token (:meth:`fence`) and every task
   and restore carries it to the station: once another scheduler has taken over, nothing this
-  one sends or writes takes effect (``queue.LeaseLost`` ends its turn).
+  one sends or writes takes effect (``queue.LeaseLost`` ends its turn). A runner whose lease
+  was not renewed (:meth:`renewed`) for ``lease_s`` of node time stops by itself: by then a
+  standby may have taken over.
 - *Commit, then announce.* Each transition is committed before ``announce`` is called with
   the returned record; ``inventory_changed`` follows every change of the rack or of a
   cookie's place.
@@ -64,6 +66,7 @@ from stf_nodes.scheduler.records import (
     CommandStatus,
     Fence,
     InventorySlot,
+    LeaseLost,
     Phase,
     StepRecord,
     StepState,
@@ -254,6 +257,8 @@ class RunnerSettings:
     step_attempts: int = 3
     #: Node time between looks at the queue for commands other processes submitted.
     poll_interval_s: float = 1.0
+    #: Lease duration: without a renewal for this long the runner stops (a standby takes over).
+    lease_s: float = 2.0
 
 
 # -- the job being driven ------------------------------------------------------------------
@@ -332,6 +337,7 @@ class CommandRunner:
         self._log = log
         #: The lease token while this runner leads (0: it must not act).
         self.token = 0
+        self._renewed_s = 0.0
         self.paused = False
         self._job: _Job | None = None
         self._next_poll_s = float('-inf')
@@ -352,8 +358,17 @@ class CommandRunner:
         return self._job is not None
 
     def fence(self, now_s: float) -> Fence:
-        """This runner's proof of leadership for a write at node time ``now_s``."""
-        return Fence(self._lease_name, self._holder, self.token, round(now_s * 1e9))
+        """This runner's proof of leadership for a write (``now_s``: node time)."""
+        return Fence(self._lease_name, self._holder, self.token)
+
+    def lead(self, token: int, now_s: float) -> None:
+        """The lease was taken with ``token`` at node time ``now_s``: act."""
+        self.token = token
+        self._renewed_s = now_s
+
+    def renewed(self, now_s: float) -> None:
+        """The lease was renewed at node time ``now_s``."""
+        self._renewed_s = now_s
 
     def notify(self) -> None:
         """A command was submitted: look at the queue on the next tick."""
@@ -396,10 +411,18 @@ class CommandRunner:
     def tick(self, now_s: float) -> None:
         """Advance by one decision at node time ``now_s`` (at most one transition is written).
 
-        Raises ``LeaseLost`` when another scheduler has taken over, and the database's errors
-        (nothing in memory changed; the same tick is tried again)."""
+        Raises ``LeaseLost`` when another scheduler has taken over or the lease was not
+        renewed for ``lease_s``, and the database's errors (nothing in memory changed; the same
+        tick is tried again)."""
         if not self.token:
             return
+        if now_s < self._renewed_s:  # the node clock went back (sim time restarted)
+            self._renewed_s = now_s
+        if now_s - self._renewed_s > self._settings.lease_s:
+            raise LeaseLost(
+                f'lease not renewed for {now_s - self._renewed_s:.1f} s (the database is away '
+                'or this process was frozen); a standby may lead now'
+            )
         job = self._job
         if job is None:
             if self.paused or now_s < self._next_poll_s:

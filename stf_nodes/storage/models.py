@@ -206,8 +206,10 @@ class CommandStepRow(Base):
 class SchedulerLeaseRow(Base):
     """The lease of the schedulers sharing this database: one row per scheduler group.
 
-    ``token`` grows with every change of holder (the fencing token); ``expires_ns`` is on the
-    holder's node clock (sim time when the factory runs on sim time).
+    ``token`` grows with every change of holder (the fencing token); the holder counts ``beat``
+    up at every renewal, and a contender takes the lease when the beat stood still for
+    ``duration_ns`` of its own clock (no clock is ever compared with another host's or with a
+    sim clock that restarted). An empty ``holder`` is a lease given up.
     """
 
     __tablename__ = 'scheduler_leases'
@@ -216,5 +218,6 @@ class SchedulerLeaseRow(Base):
     name: Mapped[str] = mapped_column(String(TEXT_LEN // 4), primary_key=True)
     holder: Mapped[str] = mapped_column(String(TEXT_LEN // 4), default='')
     token: Mapped[int] = mapped_column(BigInteger, default=0)
-    expires_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    beat: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     renewed_at: Mapped[datetime] = mapped_column(UtcDateTime())

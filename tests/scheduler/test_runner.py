@@ -181,20 +181,27 @@ class Harness:
         self.now_s = factory.now_s
 
     def lead(self) -> None:
-        self.runner.token = self.queue.acquire_lease(
-            'factory', self.holder, now_ns=round(self.now_s * 1e9), duration_ns=10**15
-        )
-        assert self.runner.token
+        """Take the lease (after its holder, if any, stopped renewing it)."""
+        for now_ns in (round(self.now_s * 1e9), round(self.now_s * 1e9) + 10**15):
+            token = self.queue.acquire_lease(
+                'factory', self.holder, now_ns=now_ns, duration_ns=10**15
+            )
+            if token:
+                self.runner.lead(token, self.now_s)
+                return
+        raise AssertionError('the lease was not taken')
 
     def _announce(self, record: CommandRecord) -> None:
         stored = self.queue.get(record.id)
         assert stored is not None and stored.status == record.status  # committed first
         self.announced.append(record)
 
-    def tick(self, count: int = 1, dt: float = 0.1) -> None:
+    def tick(self, count: int = 1, dt: float = 0.1, *, renew: bool = True) -> None:
         for _ in range(count):
             self.now_s += dt
             self.factory.now_s = self.now_s
+            if renew:  # as the node does, every lease_s / 4 and more
+                self.runner.renewed(self.now_s)
             self.runner.tick(self.now_s)
 
     def run_until_idle(self, limit: int = 600) -> None:
@@ -463,12 +470,18 @@ def test_a_station_that_stays_down_fails_the_command_and_its_cookie_waits(
 def test_a_deposed_runner_stops_at_its_next_write(harness: Harness, queue: CommandQueue) -> None:
     harness.queue.submit_process()
     harness.tick(3)
-    usurper = queue.acquire_lease(
-        'factory', 'b', now_ns=round((harness.now_s + 1e6) * 1e9), duration_ns=10**15
-    )
-    assert usurper > harness.runner.token
-    with pytest.raises(LeaseLost):
+    usurper = Harness(queue, harness.factory, holder='b')
+    usurper.lead()  # the heartbeat of 'a' stood still for its whole duration (b's clock)
+    assert usurper.runner.token > harness.runner.token
+    with pytest.raises(LeaseLost, match='held by b'):
         harness.tick(20)
+
+
+def test_a_runner_whose_lease_is_not_renewed_stops_by_itself(harness: Harness) -> None:
+    harness.queue.submit_process()
+    harness.tick(3)
+    with pytest.raises(LeaseLost, match=r'not renewed for 2\.\d s'):
+        harness.tick(30, renew=False)  # lease_s is 2 s
 
 
 @pytest.mark.parametrize(
