@@ -18,11 +18,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check stf_msgs stf_nodes tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check stf_msgs stf_nodes tests bench
 	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/graph_bench.py

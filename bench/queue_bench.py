@@ -82,7 +82,7 @@ def main() -> None:
         queue = CommandQueue(engine=engine)
         queue.seed_inventory([InventorySlot(slot=slot) for slot in SLOTS])
         token = queue.acquire_lease('bench', 'bench', now_ns=0, duration_ns=10**18)
-        fence = Fence('bench', 'bench', token, 0)
+        fence = Fence('bench', 'bench', token)
 
         def submit() -> None:
             queue.submit_store(flavor='CHOCO')

@@ -8,14 +8,14 @@ clients (`stf_nodes.station_clients`) and holds the lease.
 
 Hot standby: several schedulers may share one database (`scheduler_replicas:=2` in
 `factory.launch.xml`; PostgreSQL across hosts, SQLite on one host). The one that holds the lease
-(`scheduler_leases`, renewed every `lease_s / 4` of node time) leads: it runs the commands,
-restores stations, publishes `stf/commands` and `stf/inventory` and serves every service. The
-others answer the read-only services (`stf/command/list`, `stf/inventory/get`) and try to take
-the lease; when the leader dies its lease expires after `lease_s` and a standby takes over,
-resuming the running command where the journal says it stands. A leader that loses its lease
-(expired while the database was away, or taken) stops at once: every write and station request
-carries its fencing token, which the database and the stations refuse once a newer leader has
-written.
+(`scheduler_leases`: a heartbeat it counts up every `lease_s / 4` of node time) leads: it runs
+the commands, restores stations, publishes `stf/commands` and `stf/inventory` and serves every
+service. The others answer the read-only services (`stf/command/list`, `stf/inventory/get`)
+and watch the heartbeat; when it stands still for `lease_s` on their own clock (no clocks are
+compared: hosts may disagree, a sim clock may restart) one of them takes the lease and resumes
+the running command where the journal says it stands. A leader that could not renew for
+`lease_s` stops by itself, and every write and station request carries its fencing token,
+which the database and the stations refuse once a newer leader has written.
 
 Services (relative names, so a launch namespace prefixes them):
 - `stf/order/process` (ProcessOrder): bake a RAW_DOUGH cookie. Without `source_slot` the rack is
@@ -129,10 +129,13 @@ class SchedulerNode(runtime.Node):
             poll_interval_s=self._number(
                 'poll_interval_s', defaults.poll_interval_s, 'node time between queue polls, s'
             ),
+            lease_s=self._number(
+                'lease_s',
+                defaults.lease_s,
+                'lease duration: a standby takes over when the heartbeat stood still this long, s',
+            ),
         )
-        self._lease_s = self._number(
-            'lease_s', 2.0, 'lease duration on the node clock: a standby takes over after it, s'
-        )
+        self._lease_s = settings.lease_s
         service_timeout_s = self._number(
             'service_timeout_s', 5.0, 'wall time a station service call may take, s'
         )
@@ -197,13 +200,18 @@ class SchedulerNode(runtime.Node):
                 f'database error on the lease: {exc}', throttle_duration_sec=5.0
             )
             return
-        if token and not self.leading:
-            self._lead(token)
-        elif not token and self.leading:
+        now_s = now_ns / 1e9
+        if token and token != self._runner.token:
+            if self.leading:  # a new token: it was lost and taken again meanwhile
+                self._follow('the lease was taken meanwhile')
+            self._lead(token, now_s)
+        elif token:
+            self._runner.renewed(now_s)
+        elif self.leading:
             self._follow('another scheduler took the lease')
 
-    def _lead(self, token: int) -> None:
-        self._runner.token = token
+    def _lead(self, token: int, now_s: float) -> None:
+        self._runner.lead(token, now_s)
         self._commands_pub = self.create_publisher(
             CommandStatusMsg, 'stf/commands', RELIABLE_EVENTS
         )

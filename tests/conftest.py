@@ -4,13 +4,14 @@ processes that are always cleaned up, and the `stf` command line."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import zenoh
@@ -19,6 +20,14 @@ from stf_nodes.runtime.router import spawn_router
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_TESTDATA = REPO_ROOT.parent / 'shared' / 'testdata'
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A service a test needs is missing: skipped with the reason locally, a failure in CI
+    (``CI=true``), so CI never goes green with a backend untested."""
+    if os.environ.get('CI') == 'true':
+        pytest.fail(f'{reason} (CI=true: a missing service is a failure)')
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope='session')

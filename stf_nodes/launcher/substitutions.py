@@ -195,68 +195,103 @@ _COMPARE: dict[type[ast.cmpop], Callable[[object, object], object]] = {
     ast.In: lambda a, b: operator.contains(b, a),
     ast.NotIn: lambda a, b: not operator.contains(b, a),
 }
-_MAX_SIZE = 10_000  # bound on exponents and sequence repetition: no memory bombs from eval
+_MAX_SIZE = 10_000  # longest string or sequence an $(eval) may build
+_MAX_INT_BITS = 4096  # largest integer (about 1,200 digits) an $(eval) may build
+_MAX_EXPRESSION = 10_000  # characters of an $(eval) expression
+_MAX_DEPTH = 100  # nesting of an $(eval) expression
 
 
 def safe_eval(expression: str) -> object:
     """Evaluate a simple Python expression: literals, arithmetic, comparisons, boolean logic.
 
-    The tree is walked here, never passed to :func:`eval`; names, calls, attributes and
-    subscripts are rejected.
+    The tree is walked here, never passed to :func:`eval`; names, calls, attributes,
+    subscripts and string formatting are rejected, and every intermediate result is bounded
+    (strings and sequences, integers, nesting depth), so no expression can exhaust memory or
+    the stack. Every failure is a LaunchError (the parser adds file and line).
     """
+    shown = expression if len(expression) <= 60 else expression[:57] + '...'
+    if len(expression) > _MAX_EXPRESSION:
+        raise LaunchError(f'$(eval {shown!r}): expression longer than {_MAX_EXPRESSION} characters')
     try:
         tree = ast.parse(expression.strip(), mode='eval')
     except SyntaxError as error:
-        raise LaunchError(f'$(eval) syntax error in {expression!r}: {error.msg}') from None
+        raise LaunchError(f'$(eval) syntax error in {shown!r}: {error.msg}') from None
+    except (RecursionError, MemoryError):
+        raise LaunchError(f'$(eval {shown!r}): nested too deeply') from None
     try:
-        return _eval_node(tree.body, expression)
+        return _eval_node(tree.body, shown, 0)
     except (ArithmeticError, TypeError, ValueError) as error:
-        raise LaunchError(f'$(eval {expression!r}) failed: {error}') from None
+        raise LaunchError(f'$(eval {shown!r}) failed: {error}') from None
+    except (RecursionError, MemoryError):
+        raise LaunchError(f'$(eval {shown!r}): nested too deeply') from None
 
 
-def _eval_node(node: ast.expr, expression: str) -> object:
+def _eval_node(node: ast.expr, expression: str, depth: int) -> object:
+    if depth > _MAX_DEPTH:
+        raise LaunchError(f'$(eval {expression!r}): nested deeper than {_MAX_DEPTH} levels')
+    depth += 1
     if isinstance(node, ast.Constant):
-        return node.value
+        return _bounded(node.value, expression)
     if isinstance(node, ast.Tuple | ast.List):
-        items = [_eval_node(item, expression) for item in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
+        items = [_eval_node(item, expression, depth) for item in node.elts]
+        return _bounded(tuple(items) if isinstance(node, ast.Tuple) else items, expression)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval_node(node.operand, expression))
+        return _UNARY[type(node.op)](_eval_node(node.operand, expression, depth))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval_node(node.left, expression), _eval_node(node.right, expression)
-        _check_size(node.op, left, right, expression)
-        return _BINARY[type(node.op)](left, right)
+        left = _eval_node(node.left, expression, depth)
+        right = _eval_node(node.right, expression, depth)
+        _check_operands(node.op, left, right, expression)
+        return _bounded(_BINARY[type(node.op)](left, right), expression)
     if isinstance(node, ast.BoolOp):
         is_and = isinstance(node.op, ast.And)
         value: object = is_and
         for item in node.values:
-            value = _eval_node(item, expression)
+            value = _eval_node(item, expression, depth)
             if bool(value) != is_and:
                 break
         return value
-    if isinstance(node, ast.Compare):
-        left = _eval_node(node.left, expression)
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        left = _eval_node(node.left, expression, depth)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
-            right = _eval_node(comparator, expression)
+            right = _eval_node(comparator, expression, depth)
             if not _COMPARE[type(op)](left, right):
                 return False
             left = right
         return True
     if isinstance(node, ast.IfExp):
-        branch = node.body if _eval_node(node.test, expression) else node.orelse
-        return _eval_node(branch, expression)
+        branch = node.body if _eval_node(node.test, expression, depth) else node.orelse
+        return _eval_node(branch, expression, depth)
+    what = type(node.ops[0]).__name__ if isinstance(node, ast.Compare) else type(node).__name__
     raise LaunchError(
-        f'$(eval {expression!r}): {type(node).__name__} is not allowed '
+        f'$(eval {expression!r}): {what} is not allowed '
         '(only literals, arithmetic, comparisons and boolean operators)'
     )
 
 
-def _check_size(op: ast.operator, left: object, right: object, expression: str) -> None:
-    numbers = [v for v in (left, right) if isinstance(v, int) and not isinstance(v, bool)]
-    too_big = (isinstance(op, ast.Pow) and isinstance(right, int | float) and abs(right) > 64) or (
-        isinstance(op, ast.Mult)
-        and any(isinstance(v, str | list | tuple) for v in (left, right))
-        and any(abs(n) > _MAX_SIZE for n in numbers)
+def _check_operands(op: ast.operator, left: object, right: object, expression: str) -> None:
+    """Refuse an operation whose result would be too large before it is computed."""
+    if isinstance(op, ast.Mod) and isinstance(left, str | bytes):
+        raise LaunchError(f'$(eval {expression!r}): string formatting is not allowed')
+    huge_power = (
+        isinstance(op, ast.Pow)
+        and isinstance(left, int)
+        and isinstance(right, int)
+        and right > 0
+        and max(abs(left).bit_length(), 1) * right > _MAX_INT_BITS
     )
-    if too_big:
+    huge_repeat = isinstance(op, ast.Mult) and any(
+        isinstance(sequence, str | bytes | list | tuple)
+        and isinstance(count, int)
+        and len(sequence) * max(count, 0) > _MAX_SIZE
+        for sequence, count in ((left, right), (right, left))
+    )
+    if huge_power or huge_repeat:
         raise LaunchError(f'$(eval {expression!r}): result too large')
+
+
+def _bounded(value: object, expression: str) -> object:
+    too_long = isinstance(value, str | bytes | list | tuple) and len(value) > _MAX_SIZE
+    too_wide = isinstance(value, int) and value.bit_length() > _MAX_INT_BITS
+    if too_long or too_wide:
+        raise LaunchError(f'$(eval {expression!r}): result too large')
+    return value

@@ -6,6 +6,11 @@ runs at once on the Zenoh thread that delivered it; otherwise the entity is queu
 spinning thread runs it. Timers run on the spinning thread when due on their clock. Nodes
 that were not yet added to an executor keep their work until they are.
 
+Fairness: each turn runs the due timers, then everything that was queued when the turn began,
+so a busy timer (a fast sim clock makes a 20 Hz timer fire hundreds of times a second) cannot
+leave a service request waiting behind a backlog. Wake-ups (the clock advanced, a reply
+arrived) are a counter, never queued work: any number of them costs one look.
+
 A callback that calls a service and waits for the reply (`Client.call`) lends the executor
 while it waits: the waiting thread runs the ready work of the executor's *other* nodes, never
 of a node that has a callback waiting (so a node's callbacks still never interleave, exactly
@@ -172,6 +177,7 @@ class SingleThreadedExecutor:
         with self._cond:
             while True:
                 if self._owner is None and self._ready:
+                    backlog = len(self._ready)
                     item = self._ready.popleft()
                     self._owner = threading.get_ident()
                     break
@@ -183,6 +189,12 @@ class SingleThreadedExecutor:
                 self._cond.wait(remaining)
         try:
             self._execute(item)
+            for _ in range(backlog - 1):  # the rest of what was queued when the turn began
+                with self._cond:
+                    if not self._ready:
+                        break
+                    item = self._ready.popleft()
+                self._execute(item)
         finally:
             self._release()
 

@@ -24,10 +24,10 @@ from stf_nodes.scheduler.records import (
     StepRecord,
     StepState,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.scheduler.routes import PlanSettings, Step, plan_for
 from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings
+from stf_nodes.workpieces import WorkpieceStatus
 
 __all__ = [
     'CancelOutcome',

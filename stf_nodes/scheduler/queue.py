@@ -29,10 +29,12 @@ Policies:
   rack, all in one transaction. A restarted scheduler reads ``last_step`` and resumes
   (``stf_nodes.scheduler.runner``); nothing is finished as "interrupted".
 - **Fencing.** Every write of the runner takes a :class:`Fence` and checks, in the same
-  transaction, that its lease (``acquire_lease``) is still held with that token and not
-  expired; otherwise it raises :class:`LeaseLost` and writes nothing. Leases are renewed on
-  the node clock; the token grows with each change of holder (and is at least the wall clock
-  in ms, so tokens keep growing across a new database: stations remember the highest).
+  transaction, that its lease (``acquire_lease``) is still held with that token; otherwise
+  it raises :class:`LeaseLost` and writes nothing. The token grows with each change of holder
+  (and is at least the wall clock in ms, so tokens keep growing across a new database:
+  stations remember the highest). A holder that cannot renew stops by itself after its lease
+  duration (``runner``); a contender takes over once the holder's heartbeat stood still that
+  long on the contender's own clock.
 - **Transitions.** PENDING -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED, plus PENDING ->
   CANCELLED (cancel); each is checked under a row lock and stored in ``command_events``.
 - **Inventory.** The database owns the rack's contents: only commands change them (one slot
@@ -71,7 +73,6 @@ from stf_nodes.scheduler.records import (
     StepRecord,
     StepState,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.scheduler.routes import Step, is_away, rack_place
 from stf_nodes.scheduler.validation import (
@@ -94,7 +95,7 @@ from stf_nodes.storage.models import (
     InventoryRow,
     SchedulerLeaseRow,
 )
-from stf_nodes.workpieces import slot_order
+from stf_nodes.workpieces import WorkpieceStatus, slot_order
 
 _ACTIVE = (CommandStatus.PENDING, CommandStatus.IN_PROGRESS)
 # The hot paths (submit, start, events) use Core statements on the tables: a fraction of the
@@ -148,6 +149,8 @@ class CommandQueue:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
         self._slots: tuple[str, ...] = ()
+        #: Lease name -> (holder, token, beat) last seen and the node time it was first seen.
+        self._watched: dict[str, tuple[tuple[str, int, int], int]] = {}
 
     # -- the rack --------------------------------------------------------------------------
 
@@ -156,7 +159,7 @@ class CommandQueue:
         """The rack's slots in scan order; empty until the inventory is seeded."""
         if not self._slots:
             with self._engine.connect() as connection:
-                names = connection.scalars(select(_INVENTORY.c.slot)).all()
+                names: list[str] = list(connection.scalars(select(_INVENTORY.c.slot)))
             self._slots = tuple(sorted(names, key=slot_order))
         return self._slots
 
@@ -256,14 +259,17 @@ class CommandQueue:
             if kind is CommandKind.STORE and not workpiece_id:
                 workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
             command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
-            command = replace(command, message=f'queued: {_describe(command)} ({how})')
+            command = replace(
+                command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
+            )
             values = {
                 name: value
                 for name, value in asdict(command).items()
                 if name in _COMMANDS.c and name != 'id'
             }
             inserted = connection.execute(insert(_COMMANDS), values)
-            command = replace(command, id=inserted.inserted_primary_key[0])
+            (command_id,) = inserted.inserted_primary_key or (0,)
+            command = replace(command, id=command_id)
             connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
             _add_event(connection, command, None, 'submitted', now)
             return command
@@ -280,17 +286,17 @@ class CommandQueue:
             if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
                 connection.execute(_RELEASE, {'command_': command_id})
                 row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
-                command = mapping.command_record(row.one())
-                _add_event(connection, command, CommandStatus.PENDING, _PENDING_CANCELLED, now)
-                return CancelOutcome(command=command, stop_required=False)
+                cancelled = mapping.command_record(row.one())
+                _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+                return CancelOutcome(command=cancelled, stop_required=False)
         with self._transaction() as session:
             # Not PENDING above, so running (a command never returns to PENDING) or refused.
-            command = _lock_command(session, command_id, _ACTIVE)
-            if not command.cancel_requested:
-                command.cancel_requested = True
-                command.message = 'cancel requested; the workpiece goes back to the rack'
-                _add_event(session, command, CommandStatus.IN_PROGRESS, 'cancel requested', now)
-            return CancelOutcome(command=mapping.command_record(command), stop_required=True)
+            running = _lock_command(session, command_id, _ACTIVE)
+            if not running.cancel_requested:
+                running.cancel_requested = True
+                running.message = 'cancel requested; the workpiece goes back to the rack'
+                _add_event(session, running, CommandStatus.IN_PROGRESS, 'cancel requested', now)
+            return CancelOutcome(command=mapping.command_record(running), stop_required=True)
 
     # -- execution (the runner; every write fenced) -----------------------------------------
 
@@ -341,12 +347,15 @@ class CommandQueue:
         workpiece: Workpiece,
     ) -> tuple[StepRecord, CommandRecord]:
         """Journal an attempt of ``step`` as STARTED (the task is sent afterwards); its key is
-        ``<command>/<P|R><index>/<attempt>``. Returns the entry and the command."""
+        ``<command>.<uid>/<P|R><index>/<attempt>``: unique beyond this database, because the
+        stations remember keys longer than a database may live. Returns the entry and the
+        command."""
         now = self._clock()
-        key = f'{command_id}/{"P" if phase is Phase.PLAN else "R"}{index}/{attempt}'
         with self._transaction() as session:
             _check_fence(session, fence)
             command = _lock_command(session, command_id, (*_ACTIVE, *_FINISHED))
+            prefix = 'P' if phase is Phase.PLAN else 'R'
+            key = f'{command_id}.{command.uid}/{prefix}{index}/{attempt}'
             row = CommandStepRow(
                 command_id=command_id,
                 phase=int(phase),
@@ -473,26 +482,46 @@ class CommandQueue:
     # -- the lease -------------------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, *, now_ns: int, duration_ns: int) -> int:
-        """Take or renew lease ``name`` for ``holder`` until ``now_ns + duration_ns`` (node
-        clock); returns the fencing token, or 0 while another holder's lease is unexpired."""
-        with self._transaction() as session:
-            lease = session.get(SchedulerLeaseRow, name, with_for_update=True)
-            wall = datetime.now(timezone.utc)
-            if lease is None:
-                lease = SchedulerLeaseRow(name=name, token=0, holder='', expires_ns=0)
-                session.add(lease)
-            elif lease.holder != holder and lease.expires_ns > now_ns:
-                return 0
-            if lease.holder != holder or lease.token == 0:
+        """Take or renew lease ``name`` for ``holder``; returns the fencing token, or 0 while
+        another holder keeps renewing it.
+
+        The holder renews by counting its heartbeat (``beat``) up; call this every
+        ``duration_ns / 4`` or so. A contender compares no clocks: it watches the heartbeat on
+        its own node clock (``now_ns``) and takes the lease once the beat has stood still for
+        the holder's ``duration_ns``, or at once when the lease was given up. Hosts with
+        skewed clocks, and a sim clock that restarted after a power loss, therefore never
+        leave the factory without a leader.
+        """
+        wall = datetime.now(timezone.utc)
+        try:
+            with self._transaction() as session:
+                lease = session.get(SchedulerLeaseRow, name, with_for_update=True)
+                if lease is None:
+                    lease = SchedulerLeaseRow(name=name, token=0, holder='', beat=0)
+                    session.add(lease)
+                elif lease.holder == holder:
+                    lease.beat += 1
+                    lease.duration_ns, lease.renewed_at = duration_ns, wall
+                    return lease.token
+                elif lease.holder and not self._stood_still(name, lease, now_ns):
+                    return 0
                 lease.token = max(lease.token + 1, time.time_ns() // 1_000_000)
-                lease.holder = holder
-            lease.expires_ns = now_ns + duration_ns
-            lease.renewed_at = wall
-            try:
+                lease.holder, lease.beat = holder, 0
+                lease.duration_ns, lease.renewed_at = duration_ns, wall
                 session.flush()
-            except IntegrityError:  # another scheduler created the row at the same moment
-                return 0
-            return lease.token
+                self._watched.pop(name, None)
+                return lease.token
+        except IntegrityError:  # another scheduler created the row at the same moment
+            return 0
+
+    def _stood_still(self, name: str, lease: SchedulerLeaseRow, now_ns: int) -> bool:
+        """Whether ``lease``'s heartbeat has not moved for its duration on our clock."""
+        seen = (lease.holder, lease.token, lease.beat)
+        watched = self._watched.get(name)
+        if watched is None or watched[0] != seen or now_ns < watched[1]:  # moved, or clock reset
+            self._watched[name] = (seen, now_ns)
+            return False
+        return now_ns - watched[1] >= lease.duration_ns
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give lease ``name`` up at once (a clean shutdown), if ``holder`` holds it."""
@@ -500,7 +529,7 @@ class CommandQueue:
             session.execute(
                 update(SchedulerLeaseRow)
                 .where(SchedulerLeaseRow.name == name, SchedulerLeaseRow.holder == holder)
-                .values(expires_ns=0)
+                .values(holder='')
             )
 
     # -- queries ---------------------------------------------------------------------------
@@ -603,10 +632,8 @@ def _check_fence(session: Session, fence: Fence) -> None:
     """Raise LeaseLost unless ``fence`` still holds its lease (row locked for the transaction)."""
     lease = session.get(SchedulerLeaseRow, fence.name, with_for_update=True)
     if lease is None or lease.holder != fence.holder or lease.token != fence.token:
-        holder = 'nobody' if lease is None else f'{lease.holder} (token {lease.token})'
+        holder = f'{lease.holder} (token {lease.token})' if lease and lease.holder else 'nobody'
         raise LeaseLost(f'lease {fence.name} is held by {holder}, not token {fence.token}')
-    if lease.expires_ns <= fence.now_ns:
-        raise LeaseLost(f'lease {fence.name} expired')
 
 
 def _parse_workpiece(workpiece: Workpiece) -> Workpiece:

@@ -121,6 +121,8 @@ class CommandRecord:
     step_count: int = 0
     #: Finished away from the rack: its workpiece still has to be brought back.
     stranded: bool = False
+    #: Random and unique beyond this database (command ids restart in a new one).
+    uid: str = ''
 
     @property
     def workpiece(self) -> Workpiece:
@@ -156,7 +158,7 @@ class StepState(IntEnum):
 class StepRecord:
     """One attempt of one station task of a command, as journalled (``command_steps``).
 
-    ``key`` (``<command>/<P|R><index>/<attempt>``) is the station's idempotency key;
+    ``key`` (``<command>.<uid>/<P|R><index>/<attempt>``) is the station's idempotency key;
     ``workpiece`` is what the task was sent with, and once SUCCEEDED what it ended with.
     """
 
@@ -183,13 +185,12 @@ class StepRecord:
 @dataclass(frozen=True)
 class Fence:
     """Proof of leadership, checked in the same transaction as every write of the runner: the
-    lease ``name`` must still be held by ``holder`` with ``token`` and unexpired at ``now_ns``
-    (node clock), else the write raises :class:`LeaseLost` and nothing is written."""
+    lease ``name`` must still be held by ``holder`` with ``token``, else the write raises
+    :class:`LeaseLost` and nothing is written."""
 
     name: str
     holder: str
     token: int
-    now_ns: int
 
 
 class LeaseLost(Exception):  # noqa: N818 - a state, like Rejected

@@ -218,8 +218,8 @@ def return_route(
     if goal not in came_from:
         return None
     route: list[Step] = []
-    place = goal
-    while (step := came_from[place]) is not None:
-        route.append(step)
-        place = step.source
+    previous = came_from[goal]
+    while previous is not None:
+        route.append(previous)
+        previous = came_from[previous.source]
     return tuple(reversed(route))

@@ -18,7 +18,6 @@ from stf_nodes.scheduler.records import (
     StepRecord,
     StepState,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.storage.models import (
     CommandEventRow,
@@ -27,6 +26,7 @@ from stf_nodes.storage.models import (
     InventoryEventRow,
     InventoryRow,
 )
+from stf_nodes.workpieces import WorkpieceStatus
 
 
 def command_record(row: CommandRow | Row[Any]) -> CommandRecord:
@@ -50,6 +50,7 @@ def command_record(row: CommandRow | Row[Any]) -> CommandRecord:
         step_index=row.step_index,
         step_count=row.step_count,
         stranded=row.stranded,
+        uid=row.uid,
     )
 
 

@@ -26,7 +26,8 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   restored station that disagrees with the records raises a ``CONTENTS_MISMATCH`` alert naming
   both views and is restored from the records (the database wins; it is never overwritten
   from a station).
-- *Idempotent steps.* Each attempt has a key ``<command>/<P|R><index>/<attempt>``; a station
+- *Idempotent steps.* Each attempt has a key ``<command>.<uid>/<P|R><index>/<attempt>``
+  (the random ``uid`` keeps keys unique beyond one database, which the stations outlive); a station
   that already ran it answers with that task's result instead of running it again. After a
   crash the STARTED step is sent again with the same key: a station that finished it reports
   the result, one that restarted meanwhile runs it (its contents restored first).
@@ -44,7 +45,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   pauses; after :meth:`reset` the cookie is located and carried back, then the queue resumes.
 - *Fencing.* Every write carries this scheduler's lease token (:meth:`fence`) and every task
   and restore carries it to the station: once another scheduler has taken over, nothing this
-  one sends or writes takes effect (``queue.LeaseLost`` ends its turn).
+  one sends or writes takes effect (``queue.LeaseLost`` ends its turn). A runner whose lease
+  was not renewed (:meth:`renewed`) for ``lease_s`` of node time stops by itself: by then a
+  standby may have taken over.
 - *Commit, then announce.* Each transition is committed before ``announce`` is called with
   the returned record; ``inventory_changed`` follows every change of the rack or of a
   cookie's place.
@@ -63,6 +66,7 @@ from stf_nodes.scheduler.records import (
     CommandStatus,
     Fence,
     InventorySlot,
+    LeaseLost,
     Phase,
     StepRecord,
     StepState,
@@ -253,6 +257,8 @@ class RunnerSettings:
     step_attempts: int = 3
     #: Node time between looks at the queue for commands other processes submitted.
     poll_interval_s: float = 1.0
+    #: Lease duration: without a renewal for this long the runner stops (a standby takes over).
+    lease_s: float = 2.0
 
 
 # -- the job being driven ------------------------------------------------------------------
@@ -331,6 +337,7 @@ class CommandRunner:
         self._log = log
         #: The lease token while this runner leads (0: it must not act).
         self.token = 0
+        self._renewed_s = 0.0
         self.paused = False
         self._job: _Job | None = None
         self._next_poll_s = float('-inf')
@@ -338,6 +345,8 @@ class CommandRunner:
         self._alerts: dict[tuple[str, str], str] = {}
         self._restores: dict[str, RestorePoll] = {}
         self._ready = False
+        #: The rack as the database holds it (only this runner changes it: cached until then).
+        self._rack: tuple[InventorySlot, ...] | None = None
         #: Node time of the last change to the records (station views must be newer to count).
         self._changed_s = float('-inf')
 
@@ -349,8 +358,17 @@ class CommandRunner:
         return self._job is not None
 
     def fence(self, now_s: float) -> Fence:
-        """This runner's proof of leadership for a write at node time ``now_s``."""
-        return Fence(self._lease_name, self._holder, self.token, round(now_s * 1e9))
+        """This runner's proof of leadership for a write (``now_s``: node time)."""
+        return Fence(self._lease_name, self._holder, self.token)
+
+    def lead(self, token: int, now_s: float) -> None:
+        """The lease was taken with ``token`` at node time ``now_s``: act."""
+        self.token = token
+        self._renewed_s = now_s
+
+    def renewed(self, now_s: float) -> None:
+        """The lease was renewed at node time ``now_s``."""
+        self._renewed_s = now_s
 
     def notify(self) -> None:
         """A command was submitted: look at the queue on the next tick."""
@@ -361,6 +379,7 @@ class CommandRunner:
         self._job = None
         self._restores.clear()
         self._ready = False
+        self._rack = None
         self.token = 0
 
     def request_cancel(self, outcome: CancelOutcome) -> None:
@@ -392,10 +411,18 @@ class CommandRunner:
     def tick(self, now_s: float) -> None:
         """Advance by one decision at node time ``now_s`` (at most one transition is written).
 
-        Raises ``LeaseLost`` when another scheduler has taken over, and the database's errors
-        (nothing in memory changed; the same tick is tried again)."""
+        Raises ``LeaseLost`` when another scheduler has taken over or the lease was not
+        renewed for ``lease_s``, and the database's errors (nothing in memory changed; the same
+        tick is tried again)."""
         if not self.token:
             return
+        if now_s < self._renewed_s:  # the node clock went back (sim time restarted)
+            self._renewed_s = now_s
+        if now_s - self._renewed_s > self._settings.lease_s:
+            raise LeaseLost(
+                f'lease not renewed for {now_s - self._renewed_s:.1f} s (the database is away '
+                'or this process was frozen); a standby may lead now'
+            )
         job = self._job
         if job is None:
             if self.paused or now_s < self._next_poll_s:
@@ -480,6 +507,7 @@ class CommandRunner:
         if hbw is None or not hbw.rack:
             return
         if self._queue.seed_inventory(hbw.rack):
+            self._rack = None
             self._log('inventory seeded from the HBW rack (a new database)')
             self._inventory_changed()
         self.notify()
@@ -529,7 +557,10 @@ class CommandRunner:
                 return f'{station} is being restored'
             del self._restores[station]
             if error:
-                return f'{station} could not be restored: {error}'
+                reason = f'{station} could not be restored: {error}'
+                self._raise(Severity.ERROR, 'RESTORE_REFUSED', station, reason)
+                return reason
+            self._clear('RESTORE_REFUSED', station)
             self._log(f'{station} restored')
             self._changed_s = now_s
         if view.stamp_s < self._changed_s:
@@ -538,7 +569,7 @@ class CommandRunner:
         if view.restored and _matches(view, expected):
             return ''
         if view.restored:
-            self._alert_sink(
+            self._raise(
                 Severity.WARNING,
                 'CONTENTS_MISMATCH',
                 station,
@@ -561,7 +592,9 @@ class CommandRunner:
             place=holder.part if holds and holder else '',
         )
         if station == 'hbw':
-            contents = replace(contents, rack=self._queue.inventory())
+            if self._rack is None:
+                self._rack = self._queue.inventory()
+            contents = replace(contents, rack=self._rack)
         return contents
 
     def _wait(self, job: _Job, reason: str, now_s: float) -> bool:
@@ -822,6 +855,7 @@ class CommandRunner:
     def _commit(self, command: CommandRecord, now_s: float) -> None:
         """After a committed write: announce it and the new inventory."""
         self._changed_s = now_s
+        self._rack = None
         self._announce(command)
         self._inventory_changed()
 

@@ -15,7 +15,6 @@ from stf_nodes.sim.hbw import Hbw, HbwConfig
 from stf_nodes.sim.model import (
     ConveyorSnapshot,
     FaultRefused,
-    Flavor,
     HbwSnapshot,
     MotorSnapshot,
     Pose,
@@ -29,11 +28,11 @@ from stf_nodes.sim.model import (
     TaskStatus,
     VgrSnapshot,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.sim.motor import Motor, MotorConfig
 from stf_nodes.sim.station import Station
 from stf_nodes.sim.vgr import Vgr, VgrConfig
+from stf_nodes.workpieces import Flavor, WorkpieceStatus
 
 __all__ = [
     'Alert',

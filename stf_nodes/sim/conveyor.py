@@ -40,13 +40,13 @@ from stf_nodes.sim.model import (
     Refused,
     TaskRefused,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError
 from stf_nodes.validation import quote
+from stf_nodes.workpieces import WorkpieceStatus
 
 MOTOR_ID = 'CONV_M1'
 TRAIL_ID = 'CONV_T1_TRAIL'

@@ -29,20 +29,18 @@ from dataclasses import dataclass, field
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
 from stf_nodes.sim.model import (
-    Flavor,
     HbwSnapshot,
     Pose,
     Refused,
     SlotSnapshot,
     TaskRefused,
     Workpiece,
-    WorkpieceStatus,
 )
 from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.station import Planner, Station, Step, parse_coordinates
 from stf_nodes.validation import quote
-from stf_nodes.workpieces import rack_slots
+from stf_nodes.workpieces import Flavor, WorkpieceStatus, rack_slots
 
 AXES = ('x', 'y', 'z')
 MOTOR_IDS = {'x': 'HBW_M1_X', 'y': 'HBW_M2_Y', 'z': 'HBW_M3_Z'}

@@ -94,7 +94,8 @@ class Motor:
 
     def fault_magnitude(self, kind: FaultKind) -> float:
         """Magnitude of the active fault if it is of ``kind``, else 0."""
-        return self.fault.magnitude if self._fault_is(kind) else 0.0
+        fault = self.fault
+        return fault.magnitude if fault is not None and fault.kind is kind else 0.0
 
     def _fault_is(self, kind: FaultKind) -> bool:
         return self.fault is not None and self.fault.kind is kind

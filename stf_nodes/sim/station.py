@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -46,7 +46,7 @@ from stf_nodes.sim.motor import Motor, MotorConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.validation import quote
 
-Step = Iterator[float]
+Step = Generator[float, None, None]
 Planner = Callable[[str, Workpiece | None, float], list[Step]]
 
 

@@ -109,6 +109,9 @@ class CommandRow(Base):
     step: Mapped[str] = mapped_column(String(STEP_LEN), default='')
     message: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Random, unique beyond this database: station task keys are built from it, and stations
+    # outlive databases (a new database numbers its commands from 1 again).
+    uid: Mapped[str] = mapped_column(String(ID_LEN), default='')
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -203,8 +206,10 @@ class CommandStepRow(Base):
 class SchedulerLeaseRow(Base):
     """The lease of the schedulers sharing this database: one row per scheduler group.
 
-    ``token`` grows with every change of holder (the fencing token); ``expires_ns`` is on the
-    holder's node clock (sim time when the factory runs on sim time).
+    ``token`` grows with every change of holder (the fencing token); the holder counts ``beat``
+    up at every renewal, and a contender takes the lease when the beat stood still for
+    ``duration_ns`` of its own clock (no clock is ever compared with another host's or with a
+    sim clock that restarted). An empty ``holder`` is a lease given up.
     """
 
     __tablename__ = 'scheduler_leases'
@@ -213,5 +218,6 @@ class SchedulerLeaseRow(Base):
     name: Mapped[str] = mapped_column(String(TEXT_LEN // 4), primary_key=True)
     holder: Mapped[str] = mapped_column(String(TEXT_LEN // 4), default='')
     token: Mapped[int] = mapped_column(BigInteger, default=0)
-    expires_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    beat: Mapped[int] = mapped_column(BigInteger, default=0)
+    duration_ns: Mapped[int] = mapped_column(BigInteger, default=0)
     renewed_at: Mapped[datetime] = mapped_column(UtcDateTime())

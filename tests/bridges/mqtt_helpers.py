@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.router import free_port
-from tests.conftest import REPO_ROOT, wait_until
+from tests.conftest import REPO_ROOT, unavailable, wait_until
 
 SHARED_BROKER = ('127.0.0.1', 1883)
 FACTORY_YAML = REPO_ROOT / 'config' / 'factory.yaml'
@@ -47,18 +47,12 @@ def require_shared_broker() -> None:
     """The machine's Mosquitto on 127.0.0.1:1883: skipped locally without it, failed in CI."""
     if listening(*SHARED_BROKER):
         return
-    message = 'Mosquitto is not listening on 127.0.0.1:1883'
-    if os.environ.get('CI') == 'true':
-        pytest.fail(message)
-    pytest.skip(message)
+    unavailable('Mosquitto is not listening on 127.0.0.1:1883')
 
 
 def require_mosquitto_binary() -> None:
     if not Path(MOSQUITTO).is_file():
-        message = 'mosquitto is not installed (apt-get install mosquitto)'
-        if os.environ.get('CI') == 'true':
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable('mosquitto is not installed (apt-get install mosquitto)')
 
 
 class OutputProcess:

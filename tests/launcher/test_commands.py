@@ -113,9 +113,7 @@ def test_real_entry_points_resolve() -> None:
     assert 'from stf_nodes.cli.main import main' in command[2]
 
 
-@pytest.mark.parametrize('name', node_executables() or [None])
-def test_real_node_executables_are_importable(name: str | None) -> None:
-    if name is None:
-        pytest.skip('no node executables installed yet')
+@pytest.mark.parametrize('name', node_executables())
+def test_real_node_executables_are_importable(name: str) -> None:
     code = resolve_executable('stf_digital_twin', name)[2].split('; sys.exit')[0]
     subprocess.run([sys.executable, '-c', code], check=True, timeout=60)

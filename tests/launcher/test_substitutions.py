@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stf_nodes.launcher.model import LaunchError
+from stf_nodes.launcher.parser import load_launch
 from stf_nodes.launcher.substitutions import (
     Call,
     Context,
@@ -107,11 +108,41 @@ def test_safe_eval(expression: str, expected: object) -> None:
         '"a" * 10 ** 9',
         '1 / 0',
         '1 +',
+        '1 is 1',
+        '1 is not 2',
+        "'%*d' % (10**9, 1)",
+        "'%s' % 1",
+        "('a' * 10000) * 10000",
+        "('ab' * 5000) + ('ab' * 5000)",
+        '((2 ** 64) ** 64) ** 64',
+        '(10 ** 1000) * (10 ** 1000)',
+        '[1] * 10001',
+        '-' * 100_000 + '1',
+        '(' * 500 + '1' + ')' * 500,
+        ' + '.join(['1'] * 5000),
+        'not ' * 2000 + 'True',
+        '1' * 20_000,
     ],
 )
 def test_safe_eval_rejects(expression: str) -> None:
-    with pytest.raises(LaunchError, match=r'\$\(eval'):
+    """Every failure is a LaunchError (never KeyError, RecursionError, MemoryError), quotes at
+    most a short prefix of the expression, and nothing large is ever built."""
+    with pytest.raises(LaunchError, match=r'\$\(eval') as refused:
         safe_eval(expression)
+    assert len(str(refused.value)) < 200
+
+
+def test_a_bad_eval_names_file_and_line(tmp_path: Path) -> None:
+    launch = tmp_path / 'bomb.launch.xml'
+    launch.write_text(
+        """<launch>
+  <arg name="a" default="1"/>
+  <let name="b" value="$(eval '(&quot;x&quot; * 10000) * 10000')"/>
+</launch>
+"""
+    )
+    with pytest.raises(LaunchError, match=r'bomb\.launch\.xml:3: .*result too large'):
+        load_launch(launch, {})
 
 
 def test_find_pkg_share_of_this_package_holds_launch_files() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import signal
@@ -262,8 +261,6 @@ def test_default_and_bare_file_names_are_found_in_the_package(
 
 
 def test_real_stf_router_is_started(launcher: Launcher) -> None:
-    if importlib.util.find_spec('stf_nodes.cli.__main__') is None:
-        pytest.skip('stf router is not available yet')
     launcher.router = None  # the default: python -m stf_nodes.cli router
     port = free_port()
     run = launcher.start(
@@ -277,8 +274,6 @@ def test_real_stf_router_is_started(launcher: Launcher) -> None:
 
 
 def test_stf_launch_command_smoke() -> None:
-    if importlib.util.find_spec('stf_nodes.cli.__main__') is None:
-        pytest.skip('the stf command is not available yet')
     # Options after FILE: the stf dispatcher's argparse REMAINDER does not pass a leading option.
     result = subprocess.run(
         [sys.executable, '-m', 'stf_nodes.cli', 'launch', 'fleet.launch.xml', '--show-args'],

@@ -52,10 +52,10 @@ def queue(engine: Engine) -> CommandQueue:  # noqa: F811 - the fixture imported 
 
 
 def lead(queue: CommandQueue, holder: str = 'test') -> Fence:
-    """Take the lease of group ``test`` for ``holder`` for a very long time; its fence."""
+    """Take the lease of group ``test`` for ``holder``; its fence."""
     token = queue.acquire_lease('test', holder, now_ns=0, duration_ns=10**18)
     assert token
-    return Fence('test', holder, token, 0)
+    return Fence('test', holder, token)
 
 
 def queue_engine(queue: CommandQueue) -> Engine:

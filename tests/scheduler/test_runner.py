@@ -181,20 +181,27 @@ class Harness:
         self.now_s = factory.now_s
 
     def lead(self) -> None:
-        self.runner.token = self.queue.acquire_lease(
-            'factory', self.holder, now_ns=round(self.now_s * 1e9), duration_ns=10**15
-        )
-        assert self.runner.token
+        """Take the lease (after its holder, if any, stopped renewing it)."""
+        for now_ns in (round(self.now_s * 1e9), round(self.now_s * 1e9) + 10**15):
+            token = self.queue.acquire_lease(
+                'factory', self.holder, now_ns=now_ns, duration_ns=10**15
+            )
+            if token:
+                self.runner.lead(token, self.now_s)
+                return
+        raise AssertionError('the lease was not taken')
 
     def _announce(self, record: CommandRecord) -> None:
         stored = self.queue.get(record.id)
         assert stored is not None and stored.status == record.status  # committed first
         self.announced.append(record)
 
-    def tick(self, count: int = 1, dt: float = 0.1) -> None:
+    def tick(self, count: int = 1, dt: float = 0.1, *, renew: bool = True) -> None:
         for _ in range(count):
             self.now_s += dt
             self.factory.now_s = self.now_s
+            if renew:  # as the node does, every lease_s / 4 and more
+                self.runner.renewed(self.now_s)
             self.runner.tick(self.now_s)
 
     def run_until_idle(self, limit: int = 600) -> None:
@@ -256,7 +263,8 @@ def test_process_runs_every_step_carrying_the_cookie(harness: Harness) -> None:
     assert harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
     assert harness.factory.rack['A1'] == harness.slot('A1')
     steps = harness.queue.steps(command.id)
-    assert [s.key for s in steps] == [f'{command.id}/P{i}/1' for i in range(13)]
+    key = f'{command.id}.{final.uid}'
+    assert [s.key for s in steps] == [f'{key}/P{i}/1' for i in range(13)]
     assert all(s.state is StepState.SUCCEEDED for s in steps)
     statuses = [r.status for r in harness.announced]
     assert statuses[0] is CommandStatus.IN_PROGRESS and statuses[-1] is CommandStatus.COMPLETED
@@ -298,7 +306,8 @@ def test_a_refused_step_is_retried_then_the_command_fails_and_its_cookie_comes_b
     assert 'vgr pick conveyor failed 3 times' in failed.message
     assert 'is at conveyor pickup' in failed.message and failed.message.endswith('returned to A2')
     keys = [s.key for s in harness.queue.steps(command.id) if s.verb == 'pick']
-    assert keys == [f'{command.id}/P4/1', f'{command.id}/P4/2', f'{command.id}/P4/3']
+    key = f'{command.id}.{failed.uid}'
+    assert keys == [f'{key}/P4/1', f'{key}/P4/2', f'{key}/P4/3']
     assert harness.slot('A2') == Workpiece('w-a2', 'VANILLA', RAW)
     assert harness.factory.rack['A2'] == harness.slot('A2')
     assert 'COMMAND_FAILED' in harness.codes()
@@ -378,6 +387,28 @@ def test_a_restarted_scheduler_resumes_and_a_finished_step_is_not_run_again(
     assert harness.runs(in_flight.station).count(label) == runs_before  # and not run twice
 
 
+def test_keys_stay_unique_when_the_stations_outlive_the_database(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A new database numbers its commands from 1 again; the stations still remember the
+    keys of the old one. The new command 1 must not get the old command 1's results."""
+    first = harness.queue.submit_process(source_slot='A2')
+    harness.run_until_idle()
+    engine = make_engine(f'sqlite:///{tmp_path / "new.db"}')
+    create_schema(engine)
+    fresh = Harness(CommandQueue(engine=engine, clock=StepClock()), harness.factory, holder='c')
+    fresh.now_s = harness.now_s
+    fresh.lead()
+    fresh.tick(20)  # seeded from the HBW as it is now
+    again = fresh.queue.submit_process(source_slot='A3')
+    assert again.id == first.id  # numbered from 1 again
+    fresh.run_until_idle()
+    assert fresh.record(again.id).status is CommandStatus.COMPLETED
+    assert fresh.slot('A3') == Workpiece('w-a3', 'STRAWBERRY', BAKED)  # its own cookie
+    assert fresh.slot('A2') == Workpiece('w-a2', 'VANILLA', BAKED)
+    engine.dispose()
+
+
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:
     command = harness.queue.submit_process(source_slot='A2')
     harness.factory.hang.add('conveyor transport exit')
@@ -439,12 +470,18 @@ def test_a_station_that_stays_down_fails_the_command_and_its_cookie_waits(
 def test_a_deposed_runner_stops_at_its_next_write(harness: Harness, queue: CommandQueue) -> None:
     harness.queue.submit_process()
     harness.tick(3)
-    usurper = queue.acquire_lease(
-        'factory', 'b', now_ns=round((harness.now_s + 1e6) * 1e9), duration_ns=10**15
-    )
-    assert usurper > harness.runner.token
-    with pytest.raises(LeaseLost):
+    usurper = Harness(queue, harness.factory, holder='b')
+    usurper.lead()  # the heartbeat of 'a' stood still for its whole duration (b's clock)
+    assert usurper.runner.token > harness.runner.token
+    with pytest.raises(LeaseLost, match='held by b'):
         harness.tick(20)
+
+
+def test_a_runner_whose_lease_is_not_renewed_stops_by_itself(harness: Harness) -> None:
+    harness.queue.submit_process()
+    harness.tick(3)
+    with pytest.raises(LeaseLost, match=r'not renewed for 2\.\d s'):
+        harness.tick(30, renew=False)  # lease_s is 2 s
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from stf_nodes import interfaces, runtime
 from stf_nodes.runtime import names
 from stf_nodes.scheduler import CommandQueue, CommandStatus, StepState
 from stf_nodes.storage import make_engine
+from stf_nodes.workpieces import rack_slots
 from tests.conftest import REPO_ROOT, Processes, foreign_peer_config, wait_until
 from tests.storage.conftest import scratch_databases  # noqa: F401 - fixture
 
@@ -42,6 +43,9 @@ InjectFault = interfaces.get_service('stf_msgs/srv/InjectFault')
 ClearFault = interfaces.get_service('stf_msgs/srv/ClearFault')
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
 CommandStatusMsg = interfaces.get_message_class('stf_msgs/msg/CommandStatus')
+RestoreStation = interfaces.get_service('stf_msgs/srv/RestoreStation')
+InventorySlotMsg = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
+WorkpieceMsg = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 ON_BELT = 'conveyor transport exit'  # a step during which the cookie is on the belt
 FINISHED = {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.CANCELLED}
 
@@ -93,6 +97,7 @@ class Client:
     def call(self, srv: Any, name: str, timeout: float = 10.0, **fields: Any) -> Any:
         if name not in self._clients:
             self._clients[name] = self.node.create_client(srv, f'{NS}/{name}')
+            self._clients[name].wait_for_service(timeout)
         return self._clients[name].call(srv.Request(**fields), timeout_sec=timeout)
 
     def commands(self) -> dict[int, Any]:
@@ -120,7 +125,18 @@ class Client:
 
 @pytest.fixture
 def client(factory: None) -> Iterator[Client]:
+    """A client, and the module's HBW holding the configured stock again (each test starts a
+    scheduler on a new database, which is seeded from what the HBW holds)."""
     test_client = Client()
+    stock = ['WP001', 'WP002', 'WP003', 'WP004', 'WP005', 'WP006']
+    flavors = ['CHOCO', 'VANILLA', 'STRAWBERRY'] * 2
+    slots = [
+        InventorySlotMsg(slot=slot, carrier_id=f'C-{slot}', workpiece=WorkpieceMsg(
+            id=stock[n], flavor=flavors[n], status=1) if n < 6 else WorkpieceMsg())
+        for n, slot in enumerate(rack_slots(3, 3))
+    ]  # fmt: skip
+    restored = test_client.call(RestoreStation, 'stf/hbw/restore', timeout=20, slots=slots)
+    assert restored.accepted, restored.message
     yield test_client
     test_client.close()
 

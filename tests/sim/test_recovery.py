@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stf_nodes.sim import Conveyor, Hbw, Refused, TaskRefused, TaskStatus, Vgr, Workpiece
-from stf_nodes.sim.model import Flavor, WorkpieceStatus
+from stf_nodes.workpieces import Flavor, WorkpieceStatus
 from tests.sim.harness import finish
 
 COOKIE = Workpiece('w-1', Flavor.CHOCO, WorkpieceStatus.RAW_DOUGH)

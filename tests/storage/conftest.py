@@ -3,7 +3,8 @@
 SQLite gets a file in the test's ``tmp_path``. For each server, one scratch database
 ``stf_test_<random>`` is created per test session (so concurrent test runs never meet) and
 dropped at the end; each test starts from freshly created tables. A server that does not answer
-skips its parameter with the reason. Override the server URLs with ``STF_TEST_POSTGRES_URL`` and
+skips its parameter with the reason (fails it under ``CI=true``: ``tests.conftest.unavailable``).
+Override the server URLs with ``STF_TEST_POSTGRES_URL`` and
 ``STF_TEST_MARIADB_URL``.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from stf_nodes.storage import Base, create_schema, make_engine, normalize_url
+from tests.conftest import unavailable
 
 SERVERS = {
     'postgresql': os.environ.get(
@@ -41,7 +43,7 @@ class ScratchDatabases:
 
     def url(self, backend: str) -> URL:
         if backend in self._failures:
-            pytest.skip(self._failures[backend])
+            unavailable(self._failures[backend])
         if backend not in self._urls:
             server = normalize_url(SERVERS[backend])
             try:
@@ -50,7 +52,7 @@ class ScratchDatabases:
             except OperationalError as error:
                 reason = f'{backend} server at {server.render_as_string()} unreachable: {error}'
                 self._failures[backend] = reason.splitlines()[0]
-                pytest.skip(self._failures[backend])
+                unavailable(self._failures[backend])
             self._urls[backend] = server.set(database=self._name)
         return self._urls[backend]
 
