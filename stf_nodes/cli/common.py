@@ -61,10 +61,12 @@ def absolute_name(name: str) -> str:
 
 def graph_nodes(node: Any, *, include_hidden: bool = False) -> list[str]:
     """Fully qualified names of the graph's nodes (a name twice if two nodes share it)."""
+    from stf_nodes.runtime.names import NODE
+
     return sorted(
         token.node_fqn
         for token in node.context.graph.tokens()
-        if token.kind == 'NN' and (include_hidden or not token.node_name.startswith('_'))
+        if token.kind == NODE and (include_hidden or not token.node_name.startswith('_'))
     )
 
 

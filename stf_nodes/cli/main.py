@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         args, extra = parser.parse_known_args(argv)
-        if extra and not getattr(args, 'accepts_extra', False):
+        if extra:
             getattr(args, '_parser', parser).error(f'unrecognized arguments: {" ".join(extra)}')
     except SystemExit as exit_:
         return USAGE if exit_.code not in (0, None) else 0
