@@ -15,6 +15,7 @@ import pytest
 
 from stf_nodes.runtime.router import free_port
 
+
 @pytest.fixture
 def foreign_endpoint() -> Iterator[str]:
     """A TCP server that accepts connections and answers garbage: not a Zenoh router."""
