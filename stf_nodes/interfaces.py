@@ -17,6 +17,8 @@ rclpy byte for byte. On top of it this module adds what rosbags leaves out:
   hash of e.g. `service_msgs/msg/ServiceEventInfo`; the store is normalised accordingly.
 - Conversion from plain data (YAML/JSON) with errors that name the field and expected type,
   and back to plain data for `--json` output.
+- Which constants name the values of which integer field (`field_constants`), so output can
+  say `state: 4  # STATE_ERROR`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.resources
+import re
 import struct
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -42,12 +45,14 @@ __all__ = [
     'dds_type_name',
     'decoder',
     'deserialize',
+    'field_constants',
     'from_data',
     'get_message_class',
     'get_service',
     'interface_definition',
     'list_interfaces',
     'message_definition_text',
+    'nested_types',
     'serialize',
     'to_data',
     'type_hash',
@@ -493,6 +498,85 @@ def from_data(name: str, data: Any, *, path: str = '') -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # Definitions text
+
+
+_CONSTANT_LINE = re.compile(r'^\s*(\w+)\s+([A-Z][A-Z0-9_]*)\s*=')
+
+
+def _constant_groups(full: str, consts: list[Any]) -> list[list[Any]]:
+    """The constants of a type in runs as its file declares them (a blank line or a field
+    ends a run); one run when the source text is not at hand."""
+    text = next((t for n, t in _interface_files() if n == full), None)
+    if text is None:
+        return [list(consts)] if consts else []
+    by_name = {const[0]: const for const in consts}
+    groups: list[list[Any]] = [[]]
+    for line in text.splitlines():
+        match = _CONSTANT_LINE.match(line)
+        if match and match.group(2) in by_name:
+            groups[-1].append(by_name[match.group(2)])
+        elif line.split('#', 1)[0].strip() or not line.strip():
+            groups.append([])  # a field or a blank line ends the run; a comment does not
+    return [group for group in groups if group]
+
+
+@cache
+def field_constants(name: str) -> dict[str, dict[int, str]]:
+    """For each integer field of a message, the names of the constants it takes by value.
+
+    ROS messages declare enumerations as constants without saying which field they belong
+    to. A run of constants whose names all start with `FIELD_` belongs to that field
+    (`STATE_*` to `state`); the remaining runs go, in order, to the remaining integer fields
+    of their type, but only when their numbers match (`PROCESS..RETRIEVE` to `kind`, then
+    `PENDING..CANCELLED` to `status`); anything ambiguous gets no names.
+    """
+    full = _resolve(name)
+    consts, fields = _store().fielddefs[full]
+    integer_fields = [
+        (field, desc[1][0])
+        for field, desc in fields
+        if desc[0] == Nodetype.BASE and desc[1][0] in _INT_RANGES
+    ]
+    result: dict[str, dict[int, str]] = {}
+    unclaimed = []
+    for group in _constant_groups(full, consts):
+        owner = next(
+            (
+                field
+                for field, base in integer_fields
+                if all(c[0].startswith(f'{field.upper()}_') and c[1] == base for c in group)
+            ),
+            None,
+        )
+        if owner is None:
+            unclaimed.append(group)
+        else:
+            result[owner] = {}
+            for const_name, _, value in group:
+                result[owner].setdefault(value, const_name)
+    for base in {c[1] for group in unclaimed for c in group}:
+        groups = [g for g in unclaimed if {c[1] for c in g} == {base}]
+        free = [f for f, b in integer_fields if b == base and f not in result]
+        if groups and len(groups) == len(free):
+            for field, group in zip(free, groups, strict=True):
+                result[field] = {}
+                for const_name, _, value in group:
+                    result[field].setdefault(value, const_name)
+    return result
+
+
+@cache
+def nested_types(name: str) -> dict[str, str]:
+    """Field → message type, for the fields of a message that hold messages (or arrays of
+    them)."""
+    _, fields = _store().fielddefs[_resolve(name)]
+    nested = {}
+    for field, (kind, rest) in fields:
+        if kind == Nodetype.NAME:
+            nested[field] = rest
+        elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE) and rest[0][0] == Nodetype.NAME:
+            nested[field] = rest[0][1]
+    return nested
 
 
 def interface_definition(name: str) -> str:

@@ -8,6 +8,7 @@ from stf_nodes.interfaces import get_message_class
 from stf_nodes.sim import Flavor, Workpiece, WorkpieceStatus
 
 WorkpieceMsg = get_message_class('stf_msgs/msg/Workpiece')
+AlertMsg = get_message_class('stf_msgs/msg/Alert')
 
 
 def workpiece_to_msg(workpiece: Workpiece | None) -> Any:
@@ -27,3 +28,18 @@ def workpiece_from_msg(message: Any) -> Workpiece | None:
         return Workpiece(message.id, Flavor(message.flavor), WorkpieceStatus(message.status))
     except ValueError as exc:
         raise ValueError(f'workpiece {message.id!r}: {exc}') from exc
+
+
+def log_alert(logger: Any, alert: Any) -> None:
+    """Log an `Alert` message at the level its severity names: INFO as info, WARNING as a
+    warning, ERROR and CRITICAL as errors (a CRITICAL alert says so: the log has no such
+    level below FATAL, which means the node itself cannot go on)."""
+    severity = int(alert.severity)
+    if severity <= AlertMsg.INFO:
+        log = logger.info
+    elif severity == AlertMsg.WARNING:
+        log = logger.warning
+    else:
+        log = logger.error
+    critical = 'CRITICAL ' if severity >= AlertMsg.CRITICAL else ''
+    log(f'alert {critical}{alert.code} on {alert.component_id}: {alert.message}')

@@ -64,6 +64,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.messages import log_alert
 from stf_nodes.scheduler.queue import CommandQueue
 from stf_nodes.scheduler.records import CommandRecord, LeaseLost, Rejected
 from stf_nodes.scheduler.routes import PlanSettings
@@ -277,17 +278,15 @@ class SchedulerNode(runtime.Node):
         self._inventory_pub.publish(self._inventory_msg())
 
     def _alert(self, severity: Severity, code: str, component: str, message: str) -> None:
-        self._alert_pub.publish(
-            AlertMsg(
-                header=self._header('scheduler'),
-                severity=severity.value,
-                component_id=component,
-                code=code,
-                message=message,
-            )
+        alert = AlertMsg(
+            header=self._header('scheduler'),
+            severity=severity.value,
+            component_id=component,
+            code=code,
+            message=message,
         )
-        log = self.get_logger().warning if severity.value else self.get_logger().info
-        log(f'alert {code} on {component}: {message}')
+        self._alert_pub.publish(alert)
+        log_alert(self.get_logger(), alert)
 
     def _header(self, frame_id: str) -> Any:
         header = interfaces.get_message_class('std_msgs/msg/Header')(frame_id=frame_id)

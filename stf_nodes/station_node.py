@@ -33,7 +33,7 @@ import math
 from typing import Any, ClassVar
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.messages import workpiece_from_msg, workpiece_to_msg
+from stf_nodes.messages import log_alert, workpiece_from_msg, workpiece_to_msg
 from stf_nodes.sim import (
     AlertMonitor,
     MotorSnapshot,
@@ -192,20 +192,17 @@ class StationNode(runtime.Node):
             self._publish_task(snapshot.task)
         self._publish_tf(snapshot)
         for alert in self.alerts.update(snapshot):
-            self._alert_pub.publish(
-                Alert(
-                    header=header,
-                    severity=int(alert.severity),
-                    component_id=alert.component_id,
-                    code=alert.code,
-                    message=alert.message,
-                    value=alert.value,
-                    threshold=alert.threshold,
-                )
+            message = Alert(
+                header=header,
+                severity=int(alert.severity),
+                component_id=alert.component_id,
+                code=alert.code,
+                message=alert.message,
+                value=alert.value,
+                threshold=alert.threshold,
             )
-            self.get_logger().warning(
-                f'alert {alert.code} on {alert.component_id}: {alert.message}'
-            )
+            self._alert_pub.publish(message)
+            log_alert(self.get_logger(), message)
 
     def state_message(self, snapshot: StationSnapshot) -> Any:
         """The station-specific fields of the state message (header etc. are filled here)."""

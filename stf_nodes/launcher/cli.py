@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -17,9 +20,9 @@ from stf_nodes.launcher.brokers import embedded_brokers
 from stf_nodes.launcher.commands import ExecutableResolver, build_processes, resolve_executable
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.parser import declared_arguments, format_arguments, load_launch
-from stf_nodes.launcher.router_probe import zenoh_router_answers
 from stf_nodes.launcher.substitutions import PACKAGE, find_pkg_share
 from stf_nodes.launcher.supervisor import DEFAULT_ROUTER, ProcessSpec, RouterSpec, Supervisor
+from stf_nodes.runtime.router import zenoh_router_answers
 
 DEFAULT_FILE = 'factory.launch.xml'
 
@@ -35,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('items', nargs='*', metavar='[PACKAGE] [FILE] [name:=value]')
     parser.add_argument('-s', '--show-args', action='store_true', help='list the arguments')
     parser.add_argument(
-        '-p', '--print', action='store_true', help='print the node command lines, start nothing'
+        '-p',
+        '--print',
+        action='store_true',
+        help='print the node command lines, start nothing (files they name are kept under '
+        '~/.cache/stf_digital_twin/launch_print/)',
     )
     parser.add_argument(
         '--compose',
@@ -106,11 +113,12 @@ def launch_main(
             return 0
         description = load_launch(path, arguments)
         if options.print:
-            # Kept after exit so the printed commands can be run as they are.
-            params_dir = Path(tempfile.mkdtemp(prefix='stf_launch_'))
+            params_dir = _print_dir(path, arguments, options.compose)
             for process in _processes(description.nodes, options.compose, resolver, params_dir):
                 env = [f'{name}={shlex.quote(value)}' for name, value in process.env.items()]
                 out.write(' '.join([*env, shlex.join(process.argv)]) + '\n')
+            if not any(params_dir.iterdir()):
+                params_dir.rmdir()
             return 0
         with tempfile.TemporaryDirectory(prefix='stf_launch_') as params_dir:
             processes = _processes(description.nodes, options.compose, resolver, Path(params_dir))
@@ -133,6 +141,20 @@ def launch_main(
     except LaunchError as error:
         sys.stderr.write(f'stf launch: error: {error}\n')
         return 2
+
+
+def _print_dir(path: Path, arguments: dict[str, str], compose: bool) -> Path:
+    """Where ``--print`` writes the files its printed commands name (inline parameters, the
+    composition plan): kept, so the commands can be run as they are, but one directory per
+    launch file and arguments under the user's cache directory, emptied on every print, so
+    printing again leaves nothing new behind (unlike a fresh temporary directory each time).
+    """
+    key = json.dumps([str(path.resolve()), sorted(arguments.items()), compose])
+    cache = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
+    directory = cache / PACKAGE / 'launch_print' / hashlib.sha256(key.encode()).hexdigest()[:16]
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
 
 
 def _processes(

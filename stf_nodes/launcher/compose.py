@@ -21,8 +21,8 @@ Differences from separate processes, by design:
 
 - ``respawn`` cannot apply per node: a node that dies takes the process with it. The container
   is a required process: if a node's constructor fails it reports the node and the error and
-  exits 1 (no retry: a constructor that failed on bad parameters would fail again), and the
-  launch stops with status 1; the same happens if the container dies.
+  exits (status 78 for a configuration error: a constructor that failed on bad parameters would
+  fail again), and the launch stops with status 1; the same happens if the container dies.
 - ``<node args>`` and per-node ``<env>`` cannot be honoured in a shared process and are
   refused as bad input.
 """
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stf_nodes import runtime
+from stf_nodes import exit_codes, runtime
 from stf_nodes.launcher.commands import entry_point_of, node_command
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.substitutions import PACKAGE
@@ -131,7 +131,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def run_container(plan: Sequence[ComposedNode]) -> int:
     """Build every node on one context and spin them on one executor until SIGINT/SIGTERM.
 
-    Returns 0 on a clean stop and 1 when a node could not be built.
+    Returns 0 on a clean stop, 1 when no router answered and 78 (`exit_codes.CONFIG`) when a
+    node's configuration is wrong.
     """
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     context = runtime.Context([])
@@ -141,14 +142,15 @@ def run_container(plan: Sequence[ComposedNode]) -> int:
         for entry in plan:
             try:
                 node = node_class(entry.executable)(context=context, cli_args=list(entry.cli_args))
-            except (
-                LaunchError,
-                runtime.RouterUnavailableError,
-                runtime.ParameterError,
-                ValueError,
-            ) as error:
+            except runtime.RouterUnavailableError as error:
                 print(f'[FATAL] {entry.label} could not start: {error}', file=sys.stderr)
-                return 1
+                return exit_codes.FAILURE
+            except (LaunchError, runtime.ParameterError, ValueError) as error:
+                print(
+                    f'[FATAL] {entry.label} could not start: configuration error: {error}',
+                    file=sys.stderr,
+                )
+                return exit_codes.CONFIG
             nodes.append(node)
             executor.add_node(node)
         names = ', '.join(node.get_fully_qualified_name() for node in nodes)

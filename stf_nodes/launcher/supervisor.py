@@ -5,7 +5,10 @@ Guarantees:
 - Every process runs in its own session and process group; stdout and stderr are merged and
   every line is written as ``[label] line`` (colored only on a terminal without ``NO_COLOR``).
   Children get ``PYTHONUNBUFFERED=1`` so Python nodes print line by line.
-- A process with ``respawn`` is started again ``respawn_delay`` seconds after it exits.
+- A process with ``respawn`` is started again ``respawn_delay`` seconds after it exits,
+  unless it exited with status 78 (``exit_codes.CONFIG``): a node that fails on its
+  configuration would fail the same way again, so the launch stops with one message naming it
+  instead of respawning it forever.
 - A process without ``respawn`` that exits non-zero (or dies from a signal) is a failure: the
   launch stops everything and :meth:`Supervisor.run` returns 1. This is stricter than ROS 2
   launch, which keeps going unless ``on_exit="shutdown"``; a factory with a dead station is
@@ -39,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from stf_nodes import exit_codes
 from stf_nodes.launcher.model import LaunchError
+from stf_nodes.runtime.router import FOREIGN_LISTENER_HINT, listener_conflict
 
 DEFAULT_ROUTER = 'tcp/127.0.0.1:7447'
 _POLL_S = 0.05
@@ -75,7 +80,7 @@ class RouterSpec:
     probe: Callable[[str], bool] | None = None
     label: str = 'router'
     name: str = 'Zenoh router'
-    conflict_hint: str = 'stop what listens there or set ZENOH_ROUTER to another port'
+    conflict_hint: str = FOREIGN_LISTENER_HINT
 
 
 @dataclass(kw_only=True)
@@ -236,6 +241,13 @@ class Supervisor:
                 running.remove(child)
                 self._reap(child)
                 spec = child.spec
+                if code == exit_codes.CONFIG:
+                    self.log(
+                        f'{spec.label} stopped on a configuration error (its message is above); '
+                        'not respawning it: correct the parameters or arguments and launch '
+                        'again; shutting down'
+                    )
+                    return 1
                 if spec.respawn:
                     self.log(
                         f'{spec.label} exited with code {code}, respawning in '
@@ -261,8 +273,7 @@ class Supervisor:
         if port_open(host, port):
             if server.probe is not None and not server.probe(server.endpoint):
                 raise LaunchError(
-                    f'{server.endpoint} is in use, but not by a {server.name} (no handshake); '
-                    f'{server.conflict_hint}'
+                    listener_conflict(server.endpoint, server.name, server.conflict_hint)
                 )
             self.log(f'using the {server.name} on {server.endpoint}')
             return None

@@ -88,6 +88,21 @@ def _router_wait_s() -> float | None:
     return float('inf') if attempts == 0 else float(attempts)
 
 
+def _router_unavailable(wait_s: float) -> str:
+    """Why the session found no router, in the words of every other stf command."""
+    from stf_nodes.runtime.router import router_problem
+
+    endpoint = router_endpoint()
+    problem = router_problem(endpoint)
+    if problem is not None and not problem.startswith('no Zenoh router'):
+        return problem  # something else holds the port
+    return (
+        f'no Zenoh router reachable at {endpoint} after {wait_s:g} s; '
+        'start one with `stf router` (or `ros2 run rmw_zenoh_cpp rmw_zenohd`), '
+        'set ZENOH_ROUTER to its endpoint, or raise ZENOH_ROUTER_CHECK_ATTEMPTS'
+    )
+
+
 class Context:
     """Owns the Zenoh session, the entity id counter and the graph cache of one process."""
 
@@ -119,11 +134,7 @@ class Context:
             while not list(session.info.routers_zid()):
                 if time.monotonic() >= deadline:
                     session.close()
-                    raise RouterUnavailableError(
-                        f'no Zenoh router reachable at {router_endpoint()} after {wait_s:g} s; '
-                        'start one with `stf router` (or `ros2 run rmw_zenoh_cpp rmw_zenohd`), '
-                        'set ZENOH_ROUTER to its endpoint, or raise ZENOH_ROUTER_CHECK_ATTEMPTS'
-                    )
+                    raise RouterUnavailableError(_router_unavailable(wait_s))
                 time.sleep(0.05)
         return session
 

@@ -4,13 +4,15 @@ Every put, query and reply carries rmw_zenoh's 33-byte attachment: int64 sequenc
 int64 source timestamp (ns), LEB128 length 16, 16-byte GID (little endian). Payloads are CDR
 with the 4-byte encapsulation header and no Zenoh encoding.
 
-Incoming samples and queries are queued on the entity and run under the executor's run lock
+Incoming samples and queries are queued on the entity and run by the executor's owning thread
 (see `_Inbox`), so callbacks of one executor run one at a time, as in rclpy's single-threaded
 executor. Service clients do not need the executor: `call()` blocks on the reply and works
-inside callbacks too; a call that reaches no server while the graph shows one (its peer link
-not up yet) is retried until its timeout. With several servers (a hot standby answering the
-read-only services beside its leader) the first good reply wins; an error reply, or Zenoh's
-timeout for a server that died, fails the call only when no server answered well.
+inside callbacks too (lending the executor to the node's neighbours meanwhile, so a server
+composed into the same process still answers); a call that reaches no server while the graph
+shows one (its peer link not up yet) is retried until its timeout. With several servers (a
+hot standby answering the read-only services beside its leader) the first good reply wins; an
+error reply fails the call only when no server answered well; Zenoh's timeout is a
+TimeoutError.
 
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
@@ -23,7 +25,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import zenoh
@@ -32,6 +34,7 @@ import zenoh.ext
 from stf_nodes import interfaces
 from stf_nodes.runtime import names
 from stf_nodes.runtime.clock import Clock, Duration
+from stf_nodes.runtime.executor import running_executor
 from stf_nodes.runtime.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -422,12 +425,18 @@ class Client(_Endpoint):
         self._lock = threading.Lock()
         self._announce()
 
+    def _servers(self, graph: Any) -> int:
+        """Servers of this service with this type: one of another type would never answer."""
+        return sum(
+            token.type_hash == self.type_hash for token in graph.endpoints(self.name, names.SERVICE)
+        )
+
     def service_is_ready(self) -> bool:
-        return self.node.context.graph.count(self.name, names.SERVICE) > 0
+        return self._servers(self.node.context.graph) > 0
 
     def wait_for_service(self, timeout_sec: float | None = None) -> bool:
         graph = self.node.context.graph
-        return graph.wait_for(lambda g: g.count(self.name, names.SERVICE) > 0, timeout_sec)
+        return graph.wait_for(lambda g: self._servers(g) > 0, timeout_sec)
 
     def _encode(self, request: Any) -> tuple[bytes, bytes]:
         """The request's CDR and a fresh attachment (next sequence number)."""
@@ -466,6 +475,40 @@ class Client(_Endpoint):
             timeout=max(timeout_s, 0.001),
         )
 
+    def _replies(self, payload: bytes, attachment: bytes, timeout_s: float) -> Iterator[Any]:
+        """The replies to one query, as they arrive.
+
+        On a thread that runs an executor's callbacks, the executor is lent while waiting
+        (see `executor.SingleThreadedExecutor.lend_until`): the server may be a node of the
+        same executor (composition), and only this thread could run it.
+        """
+        executor = running_executor()
+        if executor is None:
+            yield from self._get(payload, attachment, timeout_s, None)
+            return
+        arrived: collections.deque[Any] = collections.deque()
+        finished = threading.Event()
+
+        def on_reply(reply: zenoh.Reply) -> None:
+            arrived.append(reply)
+            executor.wake()
+
+        def on_done() -> None:
+            finished.set()
+            executor.wake()
+
+        self._get(payload, attachment, timeout_s, zenoh.handlers.Callback(on_reply, on_done))
+        # Zenoh ends every query by its timeout; the margin only guards against a lost end.
+        deadline = time.monotonic() + timeout_s + 1.0
+        while True:
+            executor.lend_until(
+                lambda: bool(arrived) or finished.is_set(), max(deadline - time.monotonic(), 0)
+            )
+            while arrived:
+                yield arrived.popleft()
+            if finished.is_set() or time.monotonic() >= deadline:
+                return
+
     def _unanswered(self, deadline: float) -> Exception | None:
         """After a query no server answered: the error to raise, or None to retry."""
         if time.monotonic() >= deadline:
@@ -502,7 +545,9 @@ class Client(_Endpoint):
         while True:
             payload, attachment = encode()
             failed: ServiceError | None = None
-            for reply in self._get(payload, attachment, deadline - time.monotonic(), None):
+            for reply in self._replies(payload, attachment, deadline - time.monotonic()):
+                if _timed_out(reply):
+                    continue  # reported as a TimeoutError below
                 try:
                     return decode(reply)
                 except ServiceError as exc:  # another server may still answer (a standby)
@@ -524,6 +569,8 @@ class Client(_Endpoint):
         failed: list[ServiceError] = []
 
         def on_reply(reply: zenoh.Reply) -> None:
+            if _timed_out(reply):
+                return  # on_done reports it
             try:
                 future.set_result(self._decode(reply))
             except ServiceError as exc:  # another server may still answer (a standby)
@@ -551,6 +598,11 @@ class Client(_Endpoint):
             deadline - time.monotonic(),
             zenoh.handlers.Callback(on_reply, on_done),
         )
+
+
+def _timed_out(reply: zenoh.Reply) -> bool:
+    """Zenoh's own error reply for a query whose timeout passed (not a server's error)."""
+    return reply.ok is None and reply.err.payload.to_bytes() == b'Timeout'
 
 
 class GuardCondition:

@@ -12,7 +12,7 @@ Formats (rmw_zenoh `liveliness_utils.cpp`, `docs/design.md`):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import xxhash
 
@@ -139,6 +139,7 @@ class Token:
     dds_type: str = ''
     type_hash: str = ''
     qos: str = ''
+    key: str = field(default='', compare=False)  # the liveliness key itself (GIDs derive from it)
 
     @property
     def node_fqn(self) -> str:
@@ -163,6 +164,7 @@ def parse_token(key: str) -> Token | None:
     kind = parts[5]
     namespace = unmangle(parts[7]) if parts[7] != '%' else '/'
     common = {
+        'key': key,
         'zid': parts[2],
         'node_id': node_id,
         'entity_id': entity_id,

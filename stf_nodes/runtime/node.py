@@ -13,7 +13,10 @@ runtime.spin(node)
 
 A node declares a liveliness token `NN` when created; each entity declares its own. Several
 nodes may share one context (one Zenoh session): that is composition. Every node declares
-`use_sim_time`, serves the parameter services, and logs to stderr and `/rosout`.
+`use_sim_time`, serves the parameter services, announces parameter changes on
+`/parameter_events`, and logs to stderr and `/rosout`. A node whose name is already in the
+graph warns at start (as rcl does): two nodes of one name share parameter services and confuse
+every tool.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from stf_nodes.runtime.parameters import (
     descriptor_msg,
     load_parameter_file,
     names_matching,
+    parameter_event,
     type_of,
     value_from_msg,
 )
@@ -52,6 +56,7 @@ from stf_nodes.runtime.qos import (
     QoSProfile,
     as_profile,
     qos_profile_clock,
+    qos_profile_parameter_events,
     qos_profile_rosout,
     qos_profile_services_default,
 )
@@ -139,6 +144,7 @@ class Node:
         allow_undeclared_parameters: bool = False,
         automatically_declare_parameters_from_overrides: bool = False,
         start_parameter_services: bool = True,
+        start_parameter_event_publisher: bool = True,
         enable_rosout: bool = True,
     ) -> None:
         self.context = context or get_default_context()
@@ -178,6 +184,8 @@ class Node:
             self.get_fully_qualified_name().lstrip('/').replace('/', '.'),
             LOG_LEVELS.get(level_name.upper(), 20),
         )
+        # Hidden nodes (the CLI's) are unique anyway; others look before their own token exists.
+        name_taken = not self._name.startswith('_') and self._name_taken()
         self._token = self.context.session.liveliness().declare_token(
             names.node_token(
                 domain_id=self.context.domain_id,
@@ -193,6 +201,20 @@ class Node:
                 interfaces.get_message_class('rcl_interfaces/msg/Log'),
                 '/rosout',
                 qos_profile_rosout,
+            )
+        if name_taken:
+            self._logger.warning(
+                f'a node named {self.get_fully_qualified_name()} is already in the graph: '
+                'nodes sharing a name share its parameter services and confuse every tool; give '
+                'this one another name (--ros-args -r __node:=NAME) or namespace '
+                '(-r __ns:=/NAMESPACE)'
+            )
+        self._parameter_events: Publisher | None = None
+        if start_parameter_event_publisher:
+            self._parameter_events = self.create_publisher(
+                interfaces.get_message_class('rcl_interfaces/msg/ParameterEvent'),
+                '/parameter_events',
+                qos_profile_parameter_events,
             )
         self.declare_parameter('use_sim_time', False)
         self._apply_sim_time(self.get_parameter('use_sim_time').value)
@@ -213,6 +235,10 @@ class Node:
 
     def get_fully_qualified_name(self) -> str:
         return self._namespace.rstrip('/') + '/' + self._name
+
+    def _name_taken(self) -> bool:
+        graph_nodes = self.context.graph.node_names_and_namespaces()
+        return (self._name, self._namespace) in graph_nodes
 
     def get_logger(self) -> Logger:
         return self._logger
@@ -436,6 +462,7 @@ class Node:
             read_only=read_only,
             dynamic_typing=dynamic_typing or value is None,
         )
+        self._announce_parameters(new=[Parameter(name, chosen)])
         return Parameter(name, chosen)
 
     def declare_parameters(
@@ -467,10 +494,54 @@ class Node:
         `successful` and `reason`); a refusal leaves every value unchanged."""
         self._on_set_callbacks.append(callback)
 
+    def undeclare_parameter(self, name: str) -> None:
+        """Remove a declared parameter; raises ParameterError if it cannot be removed."""
+        if name not in self._parameters:
+            raise ParameterError(f'cannot undeclare parameter {name!r}: it is not declared')
+        reason = self._undeclare_refusal(name)
+        if reason:
+            raise ParameterError(reason)
+        self._remove_parameter(name)
+        self._announce_parameters(deleted=[name])
+
+    def _undeclare_refusal(self, name: str) -> str:
+        descriptor = self._descriptors[name]
+        if descriptor.read_only:
+            return f'cannot undeclare parameter {name!r} because it is read-only'
+        if not descriptor.dynamic_typing:
+            return 'cannot undeclare a statically typed parameter'
+        return ''
+
+    def _remove_parameter(self, name: str) -> None:
+        del self._parameters[name]
+        self._descriptors.pop(name, None)
+
+    def _announce_parameters(
+        self,
+        *,
+        new: list[Parameter] | None = None,
+        changed: list[Parameter] | None = None,
+        deleted: list[str] | None = None,
+    ) -> None:
+        """Publish one ParameterEvent for a change (the only place that publishes them)."""
+        if self._parameter_events is None or not (new or changed or deleted):
+            return
+        self._parameter_events.publish(
+            parameter_event(
+                self.get_fully_qualified_name(),
+                self._clock.now().to_msg(),
+                new=new or (),
+                changed=changed or (),
+                deleted=deleted or (),
+            )
+        )
+
     def _check(self, parameter: Parameter) -> str:
         """Reason the parameter cannot be set, or '' if it can."""
         if parameter.name not in self._parameters:
             return '' if self._allow_undeclared else f'parameter {parameter.name!r} not declared'
+        if parameter.value is None:  # NOT_SET: a deletion (`ros2 param delete`)
+            return self._undeclare_refusal(parameter.name)
         descriptor = self._descriptors[parameter.name]
         if descriptor.read_only:
             return f'parameter {parameter.name!r} is read-only'
@@ -500,8 +571,16 @@ class Node:
             verdict = callback(parameters)
             if not verdict.successful:
                 return result_cls(successful=False, reason=verdict.reason)
+        new: list[Parameter] = []
+        changed: list[Parameter] = []
+        deleted: list[str] = []
         for parameter in parameters:
             value = parameter.value
+            if value is None:
+                if parameter.name in self._parameters:
+                    self._remove_parameter(parameter.name)
+                    deleted.append(parameter.name)
+                continue
             descriptor = self._descriptors.get(parameter.name)
             if (
                 descriptor is not None
@@ -512,9 +591,13 @@ class Node:
                 value = float(value)
             if parameter.name not in self._descriptors:
                 self._descriptors[parameter.name] = descriptor_msg(parameter.name, value)
+            (changed if parameter.name in self._parameters else new).append(
+                Parameter(parameter.name, value)
+            )
             self._parameters[parameter.name] = value
             if parameter.name == 'use_sim_time':
                 self._apply_sim_time(bool(value))
+        self._announce_parameters(new=new, changed=changed, deleted=deleted)
         return result_cls(successful=True, reason='')
 
     def _start_parameter_services(self) -> None:

@@ -10,6 +10,12 @@ read-only, then asks the node's on-set callbacks. Every node serves
 
 Parameter files are ROS 2 YAML: `<node or /**>: ros__parameters: {...}`; nested mappings
 become dotted names.
+
+Every change (a declaration, a new value, a deletion) is announced on `/parameter_events`
+(`rcl_interfaces/msg/ParameterEvent`, built by `parameter_event`) as ROS 2 nodes do, so
+Foxglove, `ros2 param` watchers and other tools follow parameter changes. Deleting is setting
+a parameter to NOT_SET (what `ros2 param delete` sends); as in rclcpp, only dynamically typed,
+writable parameters can be deleted.
 """
 
 from __future__ import annotations
@@ -153,8 +159,10 @@ def _node_keys(node_fqn: str) -> list[str]:
     return ['/**', f'/**/{name}', name, node_fqn.lstrip('/'), node_fqn]
 
 
-def load_parameter_file(path: Path, node_fqn: str) -> dict[str, Any]:
-    """The parameters a ROS 2 parameter file gives the node `node_fqn` (e.g. `/ns/hbw`)."""
+def load_parameter_file(path: Path, node_fqn: str, *, wildcards: bool = True) -> dict[str, Any]:
+    """The parameters a ROS 2 parameter file gives the node `node_fqn` (e.g. `/ns/hbw`);
+    without `wildcards`, only the sections naming the node (`ros2 param load` without
+    `--use-wildcard`)."""
     try:
         document = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -165,6 +173,8 @@ def load_parameter_file(path: Path, node_fqn: str) -> dict[str, Any]:
         raise ParameterError(f'{path}: expected a mapping of node names to ros__parameters')
     result: dict[str, Any] = {}
     for key in _node_keys(node_fqn):
+        if not wildcards and key.startswith('/**'):
+            continue
         section = document.get(key)
         if section is None:
             continue
@@ -191,6 +201,24 @@ def descriptor_msg(
         description=description,
         read_only=read_only,
         dynamic_typing=dynamic_typing,
+    )
+
+
+def parameter_event(
+    node_fqn: str,
+    stamp: Any,
+    *,
+    new: Iterable[Parameter] = (),
+    changed: Iterable[Parameter] = (),
+    deleted: Iterable[str] = (),
+) -> Any:
+    """The `rcl_interfaces/msg/ParameterEvent` a node publishes after a change."""
+    return get_message_class('rcl_interfaces/msg/ParameterEvent')(
+        stamp=stamp,
+        node=node_fqn,
+        new_parameters=[p.to_parameter_msg() for p in new],
+        changed_parameters=[p.to_parameter_msg() for p in changed],
+        deleted_parameters=[Parameter(name).to_parameter_msg() for name in deleted],
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     'ReliabilityPolicy',
     'qos_profile_clock',
     'qos_profile_latched',
+    'qos_profile_parameter_events',
     'qos_profile_rosout',
     'qos_profile_sensor_data',
     'qos_profile_services_default',
@@ -99,3 +100,4 @@ qos_profile_sensor_data = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST
 qos_profile_latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 qos_profile_rosout = QoSProfile(depth=1000, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 qos_profile_clock = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+qos_profile_parameter_events = QoSProfile(depth=1000)  # as rclpy's

@@ -3,10 +3,15 @@
 It listens on `ZENOH_ROUTER` (default `tcp/127.0.0.1:7447`), with multicast scouting off,
 gossip on and `peers_failover_brokering` off (peers connect to each other directly), and runs
 until SIGINT or SIGTERM.
+
+`router_problem` is the one diagnosis of a router endpoint that every command prints (nodes,
+`stf node list`, `stf router`, `stf launch`, `stf doctor`): nothing listens there, or
+something listens that is not a Zenoh router (no Zenoh handshake).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -43,6 +48,50 @@ def is_listening(endpoint: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
+#: What to do when something else holds the router's port.
+FOREIGN_LISTENER_HINT = 'stop what listens there or set ZENOH_ROUTER to another port'
+
+
+def listener_conflict(endpoint: str, server: str, hint: str) -> str:
+    """The message for a port held by something that is not the expected server."""
+    return f'{endpoint} is in use, but not by a {server} (no handshake); {hint}'
+
+
+def zenoh_router_answers(endpoint: str, timeout: float = 2.0) -> bool:
+    """True when a Zenoh router completes a client handshake on ``endpoint`` within ``timeout``.
+
+    Something that accepts TCP connections is not necessarily a router: a foreign service on
+    the port, or a half-dead router, would otherwise only show up as every node failing.
+    """
+    config = zenoh.Config()
+    settings = {
+        'mode': 'client',
+        'connect/endpoints': [endpoint],
+        'connect/timeout_ms': round(timeout * 1000),
+        'transport/unicast/open_timeout': round(timeout * 1000),
+        'scouting/multicast/enabled': False,
+    }
+    for key, value in settings.items():
+        config.insert_json5(key, json.dumps(value))
+    try:
+        session = zenoh.open(config)
+    except zenoh.ZError:
+        return False
+    try:
+        return bool(list(session.info.routers_zid()))
+    finally:
+        session.close()
+
+
+def router_problem(endpoint: str) -> str | None:
+    """None when a Zenoh router answers on ``endpoint``; otherwise what is wrong there."""
+    if not is_listening(endpoint):
+        return f'no Zenoh router reachable at {endpoint}'
+    if zenoh_router_answers(endpoint):
+        return None
+    return listener_conflict(endpoint, 'Zenoh router', FOREIGN_LISTENER_HINT)
+
+
 def spawn_router(*, timeout_s: float = 10.0) -> tuple[str, subprocess.Popen[bytes]]:
     """Start `stf router` on a free loopback port for tests and benchmarks.
 
@@ -70,7 +119,10 @@ def spawn_router(*, timeout_s: float = 10.0) -> tuple[str, subprocess.Popen[byte
 def run_router() -> int:
     endpoint = router_endpoint()
     if is_listening(endpoint):
-        print(f'stf router: {endpoint} is already in use (is a router running?)', file=sys.stderr)
+        problem = router_problem(endpoint)
+        if problem is None:
+            problem = f'a Zenoh router already runs on {endpoint}; the graph can use it as it is'
+        print(f'stf router: {problem}', file=sys.stderr)
         return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

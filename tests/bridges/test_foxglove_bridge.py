@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from stf_nodes import interfaces, runtime
+from stf_nodes import exit_codes, interfaces, runtime
 from tests.bridges.conftest import MAX_MESSAGE_BYTES, Bridge, bridge_command
 from tests.bridges.foxglove_client import FoxgloveClient, ServiceCallFailedError
 from tests.conftest import stf, wait_until
@@ -388,7 +388,8 @@ def test_port_in_use_fails_clearly(router: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(bridge_command(port), capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1
+    # A configuration error (the port parameter): `stf launch` stops instead of respawning.
+    assert result.returncode == exit_codes.CONFIG
     assert f'cannot listen on 127.0.0.1:{port}' in result.stderr
 
 

@@ -8,7 +8,9 @@ arguments; ``scheduler_node`` is left out (``enable_scheduler:=false``) until it
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -251,3 +253,49 @@ def test_router_port_taken_by_something_else(
     output = '\n'.join(run.lines)
     assert f'tcp/127.0.0.1:{router_port} is in use, but not by a Zenoh router' in output
     assert 'started with pid' not in output
+
+
+def test_composed_scheduler_forwards_faults_at_once_and_an_order_can_be_watched(
+    runs: list[LaunchRun], router_port: int, tmp_path: Path
+) -> None:
+    """`--compose`: the scheduler's fault facade calls the stations' services in the same
+    process and answers at once (it used to time out after 10 s although the fault was
+    applied); `stf command watch` follows an order step by step to its end."""
+    args = launch_args(
+        'use_sim_time:=true', 'time_scale:=20', 'enable_mqtt:=false', 'enable_foxglove:=false'
+    )
+    run = start(runs, '--compose', str(FACTORY), *args, cwd=tmp_path)
+    run.wait_for(r'\[scheduler\]: scheduler ready', UP_TIMEOUT_S)
+    fault = '{component_id: CONV_M1, fault: BELT_SLIP, magnitude: 0.2}'
+    for service, srv, request, answer in (
+        ('/stf/fault/inject', 'InjectFault', fault, 'BELT_SLIP injected into CONV_M1'),
+        ('/stf/fault/clear', 'ClearFault', '{component_id: CONV_M1}', 'faults cleared on CONV_M1'),
+    ):
+        # A 5 s timeout: the deadlock answered only after the scheduler's own 10 s.
+        result = stf('service', 'call', service, f'stf_msgs/srv/{srv}', request, '--timeout', '5')
+        assert result.stdout.splitlines()[-3:] == ['accepted: true', f'message: {answer}', '---']
+
+    # A new database: the order will be command 1. Watch it before it exists.
+    watch = subprocess.Popen(
+        [sys.executable, '-m', 'stf_nodes.cli', 'command', 'watch', '1', '--timeout', '150'],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watch.stderr is not None
+    assert 'command 1 is not known (yet); waiting for it' in watch.stderr.readline()
+    order = stf(
+        'service', 'call', '/stf/order/process', 'stf_msgs/srv/ProcessOrder', '{}', '--json'
+    )
+    command_id = json.loads(order.stdout)['command_id']
+    assert command_id == 1
+    output, _ = watch.communicate(timeout=180)
+    assert watch.returncode == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith(f'command {command_id} PROCESS ')
+    steps = [line for line in lines if re.match(r'^  ✓ \[\d+/\d+\] ', line)]
+    count = int(re.match(r'^  ✓ \[\d+/(\d+)\]', steps[-1]).group(1))
+    assert len(steps) == count  # one line per step, none missed, none twice
+    assert steps[-1].split()[2:4] == ['hbw', 'store']
+    assert re.match(rf'^command {command_id} COMPLETED after \d+\.\d s; at rack ', lines[-1])
+    stop_with_ctrl_c(run, router_port)

@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -295,3 +297,26 @@ def test_second_ctrl_c_escalates_at_once(launcher: Launcher) -> None:
     assert run.finish(timeout=10)[0] == 0
     assert time.monotonic() - started < 10
     assert '[launch] sending SIGTERM to stubborn' in run.lines
+
+
+def test_print_leaves_no_temporary_directories(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`-p` keeps the files its commands name in one reused cache directory, not in a new
+    /tmp/stf_launch_* directory per print."""
+    temporary, cache = tmp_path / 'tmp', tmp_path / 'cache'
+    temporary.mkdir()
+    monkeypatch.setenv('TMPDIR', str(temporary))
+    monkeypatch.setenv('XDG_CACHE_HOME', str(cache))
+    monkeypatch.setattr(tempfile, 'tempdir', None)  # re-read TMPDIR
+    printed = []
+    for _ in range(2):
+        output = io.StringIO()
+        assert launch_main(['--print', 'fleet.launch.xml', 'count:=2'], output=output) == 0
+        printed.append(output.getvalue())
+    assert list(temporary.iterdir()) == []
+    named = {Path(a) for line in printed[1].splitlines() for a in line.split() if 'params_' in a}
+    assert named and all(path.is_file() and cache in path.parents for path in named)
+    # The second print emptied and reused the first one's directory: only its files remain.
+    assert {path for path in cache.rglob('*.yaml')} == named
+    assert len(list((cache / 'stf_digital_twin' / 'launch_print').iterdir())) == 1
