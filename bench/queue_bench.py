@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from stf_nodes.scheduler import SLOTS, CommandQueue
-from stf_nodes.storage import Base, create_schema, make_engine
+from stf_nodes.storage import Base, make_engine
 
 
 def raw_insert_rate(path: Path, count: int) -> float:
@@ -74,7 +74,7 @@ def main() -> None:
         url = args.database_url or f'sqlite:///{Path(scratch) / "queue.db"}'
         engine = make_engine(url)
         Base.metadata.drop_all(engine)
-        create_schema(engine)
+        Base.metadata.create_all(engine)
         queue = CommandQueue(engine=engine)
         queue.seed_inventory()
 

@@ -69,7 +69,7 @@ from stf_nodes.scheduler.executor import (
     TaskResult,
 )
 from stf_nodes.scheduler.plan import TEMPLATES
-from stf_nodes.storage import DEFAULT_DATABASE_URL, create_schema, make_engine
+from stf_nodes.storage import DEFAULT_DATABASE_URL, make_engine, upgrade_schema
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 StoreWorkpiece = interfaces.get_service('stf_msgs/srv/StoreWorkpiece')
@@ -306,7 +306,7 @@ class SchedulerNode(runtime.Node):
             )
 
         engine = make_engine(db_url)
-        create_schema(engine)
+        upgrade_schema(engine)
         self._queue = CommandQueue(engine=engine, clock=self._utcnow)
         self._stations = StationClients(self, stations, service_timeout_s)
         self._commands_pub = self.create_publisher(

@@ -27,7 +27,7 @@ from stf_nodes.scheduler.executor import (
     TaskResult,
     recovery_steps,
 )
-from stf_nodes.storage import create_schema, make_engine
+from stf_nodes.storage import make_engine, upgrade_schema
 from tests.scheduler.conftest import STOCK, StepClock
 
 STATIONS = ('hbw', 'conveyor', 'vgr')
@@ -133,7 +133,7 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
     engine = make_engine(f'sqlite:///{tmp_path / "stf.db"}')
-    create_schema(engine)
+    upgrade_schema(engine)
     queue = CommandQueue(engine=engine, clock=StepClock())
     assert queue.seed_inventory(STOCK)
     yield Harness(queue)
