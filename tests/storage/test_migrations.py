@@ -129,7 +129,7 @@ def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     upgrade_schema(engine)
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
-    with pytest.raises(SchemaTooNewError, match='0099_from_the_future.*upgrade the software'):
+    with pytest.raises(SchemaTooNewError, match=r'0099_from_the_future.*upgrade the software'):
         upgrade_schema(engine)
     assert current_revision(engine) == '0099_from_the_future'
     engine.dispose()
