@@ -423,6 +423,12 @@ def cmd_db_current(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history_generate(args: argparse.Namespace) -> int:
+    from stf_nodes.history.cli import run
+
+    return run(args, _database(_database_url(args.db)), CliError)
+
+
 # ---------------------------------------------------------------------------------------------
 # parser
 
@@ -531,6 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
             '--db', metavar='URL', help='SQLAlchemy URL (default: DATABASE_URL, else SQLite ./)'
         )
         db_action.set_defaults(func=func)
+
+    history = verbs.add_parser('history', help='generated history').add_subparsers(
+        dest='action', required=True
+    )
+    generate = history.add_parser(
+        'generate', help='simulate weeks of operation into the database (stf_nodes.history)'
+    )
+    from stf_nodes.history.cli import add_arguments as add_history_arguments
+
+    add_history_arguments(generate)
+    generate.set_defaults(func=cmd_history_generate)
 
     export = verbs.add_parser(
         'export-interfaces', help='write an ament_cmake stf_msgs package for a ROS 2 workspace'

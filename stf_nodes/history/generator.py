@@ -112,13 +112,18 @@ class Tables:
         columns = self.columns.setdefault(table, {name: [] for name in values})
         for name, value in values.items():
             columns[name].append(value)
+        sizes = self.sizes.get(table)
+        if sizes is not None:
+            sizes.append(1)
 
     def add_chunk(self, table: str, n: int, **arrays: Any) -> None:
         """Append ``n`` rows given as arrays or scalars (repeated)."""
         columns = self.columns.setdefault(table, {name: [] for name in arrays})
+        if table not in self.sizes:  # rows added one by one so far: chunks of one
+            self.sizes[table] = [1] * len(next(iter(columns.values())))
         for name, value in arrays.items():
             columns[name].append(value)
-        self.sizes.setdefault(table, []).append(n)
+        self.sizes[table].append(n)
 
     def take(self) -> dict[str, dict[str, Any]]:
         """The rows so far, per table and column (chunked tables as numpy arrays)."""
@@ -133,17 +138,33 @@ class Tables:
         return out
 
 
-def _joined(chunks: list[Any], sizes: list[int]) -> np.ndarray:
+def _joined(chunks: list[Any], sizes: list[int]) -> np.ndarray | list[Any]:
     if all(isinstance(chunk, np.ndarray) for chunk in chunks):
         return np.concatenate(chunks)
-    if not any(isinstance(chunk, np.ndarray) for chunk in chunks):
-        return np.repeat(np.array(chunks, dtype=object), sizes)
-    return np.concatenate(
-        [
-            c if isinstance(c, np.ndarray) else np.full(n, c)
-            for c, n in zip(chunks, sizes, strict=True)
-        ]
-    )
+    out: list[Any] = []
+    for chunk, n in zip(chunks, sizes, strict=True):
+        if isinstance(chunk, np.ndarray):
+            out.extend(chunk.tolist())
+        else:
+            out.extend([chunk] * n)
+    return out
+
+
+@dataclass
+class Stack:
+    """Motor traces stacked: ``values[field]`` is (motors, samples) in ``motor_ids`` order."""
+
+    values: dict[str, np.ndarray]
+    ends: list[dict[str, float]]
+    max_temperature_c: np.ndarray
+
+    @classmethod
+    def of(cls, traces: list[MotorTrace]) -> Stack:
+        return cls(
+            values={name: np.stack([t.values[name] for t in traces]) for name in traces[0].values},
+            ends=[t.end for t in traces],
+            max_temperature_c=np.array([t.max_temperature_c for t in traces]),
+        )
 
 
 @dataclass
@@ -169,13 +190,21 @@ class _Queued:
 
 
 def _segments(plan: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The plan cut before every bake and every pick: the oven matters from a bake on, the
-    vacuum from a pick on, and where the crane started does not matter after the cookie left
-    it; reused independently, the number of distinct pieces is the sum of the variants of
+    """The plan cut before every bake and every pick and around the crane's steps: the oven
+    matters from a bake on, the vacuum from a pick on, where the crane starts only to its own
+    step; reused independently, the number of distinct pieces is the sum of the variants of
     each rather than their product."""
-    cuts = [i for i, step in enumerate(plan) if step.verb in ('bake', 'pick') and i]
+    cuts = [
+        i
+        for i, step in enumerate(plan)
+        if i and (step.verb in ('bake', 'pick') or 'hbw' in (step.station, plan[i - 1].station))
+    ]
     bounds = [0, *cuts, len(plan)]
     return [plan[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+#: Cache entry under a plain key: the run failed, look under the key of all stations.
+_FAILED: Any = object()
 
 
 class HistoryGenerator:
@@ -224,6 +253,17 @@ class HistoryGenerator:
         }
         self.motor_ids = tuple(self.factory.motors)
         self.motor_station = {m: self.factory.station_of[m] for m in self.motor_ids}
+        self.motor_id_array = np.array(self.motor_ids, dtype=object)
+        self.motor_stations = np.array(
+            [self.motor_station[m] for m in self.motor_ids], dtype=object
+        )
+        configs = [self.factory.motors[m].config for m in self.motor_ids]
+        self.voltages = np.array([c.voltage_v for c in configs])
+        self.ambient_c = np.array([c.ambient_c for c in configs])
+        self.wear_temperature_c = np.array([c.wear_temperature_c for c in configs])
+        self.thermal_tau_s = np.array(
+            [c.thermal_resistance_k_w * c.thermal_capacity_j_k for c in configs]
+        )
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -418,37 +458,6 @@ class HistoryGenerator:
         )
 
     # -- rows -----------------------------------------------------------------------------
-
-    def _motor_rows(
-        self,
-        times_us: np.ndarray,
-        motor_id: str,
-        values: dict[str, np.ndarray],
-        *,
-        fault: str,
-    ) -> None:
-        n = len(times_us)
-        voltage = self.factory.motors[motor_id].config.voltage_v
-        self.tables.add_chunk(
-            'motor_samples',
-            n,
-            time=times_us,
-            factory=self.options.factory,
-            station=self.motor_station[motor_id],
-            motor_id=motor_id,
-            running=values['running'].astype(bool),
-            direction=values['direction'].astype(np.int64),
-            current_a=values['current_a'],
-            voltage_v=voltage,
-            power_w=voltage * values['current_a'],
-            energy_wh=values['energy_wh'],
-            temperature_c=values['temperature_c'],
-            health=values['health'],
-            encoder_pulses=values['encoder_pulses'].astype(np.int64),
-            start_count=values['start_count'].astype(np.int64),
-            runtime_h=values['runtime_h'],
-            fault=fault,
-        )
 
     def _station_row(self, at_s: float, station: str, state: int, task: str, task_id: int) -> None:
         self.tables.add(
@@ -670,28 +679,36 @@ class HistoryGenerator:
         *,
         lead: bool,
         exact: bool,
-    ) -> tuple[CommandRun, dict[str, MotorTrace]]:
+    ) -> tuple[CommandRun, Stack]:
         """Simulate or reuse one segment of a plan at ``start_s`` (``lead``: one executor tick
         passes before its first step)."""
         f = self.factory
-        used = f.involved(state, plan)
-        motors_before = {
-            i: (m.temperature_c, m.energy_wh, m.runtime_s, m.start_count, m.health)
-            for i, m in f.motors.items()
-        }
+        used = f.involved(plan, recovery=False)
+        motors_before = np.array(
+            [
+                (m.temperature_c, m.energy_wh, m.runtime_s, m.start_count, m.health)
+                for m in f.motors.values()
+            ]
+        )
         start_axes = {i: axis.position_mm for i, axis in f.axes.items()}
         start_belt_mm = f.conveyor.belt_mm
         oven = (f.conveyor.oven_c, f.conveyor.heater_on)
         run = None
         missed = False
         if not exact:
-            key = (
+            # A run that failed depends on every station (its recovery may use any): it is
+            # kept under the key of all stations, the plain key only says so.
+            base = (
                 lead,
                 tuple((s.label, s.value) for s in plan),
                 int(first.status) if first else -1,
-                f.start_key(state, plan, used),
             )
+            key = (*base, f.start_key(state, plan, used))
             run = self.cache.get(key)
+            if run is _FAILED:
+                used = f.involved(plan, recovery=True)
+                key = (*base, f.start_key(state, plan, used))
+                run = self.cache.get(key)
             if run is None:
                 before = f.checkpoint()  # to go back if the run cannot be used after all
                 f.set_faults(
@@ -706,6 +723,10 @@ class HistoryGenerator:
                     lead=lead,
                     involved=used,
                 )
+                if run.failed is not None and len(used) < 3:
+                    self.cache[key] = _FAILED
+                    used = f.involved(plan, recovery=True)
+                    key = (*base, self._start_key_before(before, state, plan, used))
                 self.cache[key] = run
                 self.stats['simulated'] += 1
                 missed = True
@@ -731,7 +752,7 @@ class HistoryGenerator:
                 fault_changes=self._changes_within(start_s),
             )
             self.rack = dict(f.hbw.slots)
-            return run, run.traces
+            return run, Stack.of([run.traces[i] for i in self.motor_ids])
         assert run is not None
         traces = self._applied(run, traces, motors_before, start_axes)
         if not missed:  # a simulated run left the factory where it ended already
@@ -739,6 +760,17 @@ class HistoryGenerator:
         self._rebind(run, traces, state, actual)
         self.rack = dict(f.hbw.slots)
         return run, traces
+
+    def _start_key_before(
+        self, before: dict[str, Any], state: dict[str, Any], plan: tuple[Any, ...], used: Any
+    ) -> tuple[Any, ...]:
+        """``start_key`` of the state ``before`` a run that has already moved the factory."""
+        f = self.factory
+        after = f.checkpoint()
+        f.restore(before)
+        key = f.start_key(state, plan, used)
+        f.restore(after)
+        return key
 
     def _sudden_change_within(self, start_s: float, end_s: float) -> bool:
         """A fault starts or ends, or maintenance happens, between the two times (an onset
@@ -762,15 +794,22 @@ class HistoryGenerator:
 
     def _replayed(
         self, run: CommandRun, state: dict[str, tuple[FaultKind, float]], motors: dict[str, Motor]
-    ) -> dict[str, MotorTrace]:
-        """Each motor's course through ``run`` from a fresh state with its electrical fault."""
-        traces = {}
-        for motor_id, motor in motors.items():
-            fault = state.get(motor_id)
-            electrical = fault if fault and fault[0] in ELECTRICAL_FAULTS else None
+    ) -> Stack:
+        """Every motor's course through ``run`` from a fresh state with its electrical fault,
+        stacked (one row per motor)."""
+        faults = tuple(
+            fault if (fault := state.get(motor_id)) and fault[0] in ELECTRICAL_FAULTS else None
+            for motor_id in self.motor_ids
+        )
+        stack = run.stacks.get(faults)
+        if stack is not None:
+            return stack
+        traces = []
+        for motor_id, electrical in zip(self.motor_ids, faults, strict=True):
             key = (motor_id, electrical)
             trace = run.replays.get(key)
             if trace is None:
+                motor = motors[motor_id]
                 fresh = Motor(motor_id=motor_id, config=motor.config, fault_kinds=motor.fault_kinds)
                 fresh.direction, fresh.load = motor.direction, motor.load
                 fresh._since_start_s = motor._since_start_s
@@ -785,59 +824,58 @@ class HistoryGenerator:
                     encoder=run.encoders[motor_id],
                 )
                 run.replays[key] = trace
-            traces[motor_id] = trace
-        return traces
+            traces.append(trace)
+        stack = Stack.of(traces)
+        run.stacks[faults] = stack
+        return stack
 
-    def _too_hot(self, traces: dict[str, MotorTrace], before: dict[str, tuple[float, ...]]) -> bool:
-        for motor_id, trace in traces.items():
-            config = self.factory.motors[motor_id].config
-            excess = max(0.0, before[motor_id][0] - config.ambient_c)
-            if trace.max_temperature_c + excess >= config.wear_temperature_c:
-                return True
-        return False
+    def _too_hot(self, stack: Stack, before: np.ndarray) -> bool:
+        excess = np.maximum(0.0, before[:, 0] - self.ambient_c)
+        return bool(np.any(stack.max_temperature_c + excess >= self.wear_temperature_c))
 
     def _applied(
-        self,
-        run: CommandRun,
-        traces: dict[str, MotorTrace],
-        before: dict[str, tuple[float, ...]],
-        start_axes: dict[str, float],
-    ) -> dict[str, MotorTrace]:
-        """Reused traces moved onto the motors' real start state (see simulation.py)."""
-        out = {}
+        self, run: CommandRun, stack: Stack, before: np.ndarray, start_axes: dict[str, float]
+    ) -> Stack:
+        """A reused stack moved onto the motors' real start state (see simulation.py);
+        ``before`` holds temperature, energy, runtime (s), starts and health per motor."""
         n_samples = run.n_steps // self.sample_steps + 1
         elapsed = np.arange(n_samples) * self.sample_s
-        for motor_id, trace in traces.items():
-            motor = self.factory.motors[motor_id]
-            t0, e0, r0, s0, h0 = before[motor_id]
-            tau = motor.config.thermal_resistance_k_w * motor.config.thermal_capacity_j_k
-            excess = t0 - motor.config.ambient_c
-            v = trace.values
-            values = dict(v)
-            values['energy_wh'] = v['energy_wh'] + e0
-            values['runtime_h'] = v['runtime_h'] + r0 / 3600.0
-            values['start_count'] = v['start_count'] + s0
-            values['temperature_c'] = v['temperature_c'] + excess * np.exp(-elapsed / tau)
-            values['health'] = np.maximum(0.0, h0 - (1.0 - v['health']))
-            axis = self.factory.axes.get(motor_id)
-            if axis is not None:  # the roller, and axes of stations the plan did not use
-                shift = start_axes[motor_id] - run.start_axes[motor_id]
-                values['encoder_pulses'] = v['encoder_pulses'] + round(
-                    shift * axis.config.pulses_per_mm
+        t0, e0, r0, s0, h0 = (before[:, i : i + 1] for i in range(5))
+        v = stack.values
+        decay = np.exp(-elapsed[None, :] / self.thermal_tau_s[:, None])
+        shift = np.array(
+            [
+                round(
+                    (start_axes[m] - run.start_axes[m]) * self.factory.axes[m].config.pulses_per_mm
                 )
-            end = dict(trace.end)
-            end['energy_wh'] += e0
-            end['runtime_s'] += r0
-            end['start_count'] += s0
-            end['temperature_c'] += excess * math.exp(-run.n_steps * self.dt / tau)
-            end['health'] = max(0.0, h0 - (1.0 - end['health']))
-            out[motor_id] = MotorTrace(values=values, end=end, max_temperature_c=0.0)
-        return out
+                if m in self.factory.axes
+                else 0
+                for m in self.motor_ids
+            ]
+        )
+        values = dict(v)
+        values['energy_wh'] = v['energy_wh'] + e0
+        values['runtime_h'] = v['runtime_h'] + r0 / 3600.0
+        values['start_count'] = v['start_count'] + s0
+        values['temperature_c'] = v['temperature_c'] + (t0 - self.ambient_c[:, None]) * decay
+        values['health'] = np.maximum(0.0, h0 - (1.0 - v['health']))
+        values['encoder_pulses'] = v['encoder_pulses'] + shift[:, None]
+        end_decay = np.exp(-run.n_steps * self.dt / self.thermal_tau_s)
+        ends = []
+        for i, end in enumerate(stack.ends):
+            end = dict(end)
+            end['energy_wh'] += e0[i, 0]
+            end['runtime_s'] += r0[i, 0]
+            end['start_count'] += int(s0[i, 0])
+            end['temperature_c'] += (t0[i, 0] - self.ambient_c[i]) * end_decay[i]
+            end['health'] = max(0.0, h0[i, 0] - (1.0 - end['health']))
+            ends.append(end)
+        return Stack(values=values, ends=ends, max_temperature_c=stack.max_temperature_c)
 
     def _rebind(
         self,
         run: CommandRun,
-        traces: dict[str, MotorTrace],
+        stack: Stack,
         state: dict[str, tuple[FaultKind, float]],
         actual: Workpiece | None,
     ) -> None:
@@ -853,16 +891,16 @@ class HistoryGenerator:
         f.vgr.held = run.rebind(f.vgr.held, actual)
         f.conveyor.workpiece = run.rebind(f.conveyor.workpiece, actual)
         f.conveyor.oven_workpiece = run.rebind(f.conveyor.oven_workpiece, actual)
-        for motor_id, trace in traces.items():
+        for motor_id, end in zip(self.motor_ids, stack.ends, strict=True):
             motor = f.motors[motor_id]
-            for name, value in trace.end.items():
+            for name, value in end.items():
                 setattr(motor, name, value)
         f.set_faults(state, include=lambda kind: kind not in OVERLAY_FAULTS)
 
     def _emit_run(
         self,
         run: CommandRun,
-        traces: dict[str, MotorTrace],
+        traces: Stack,
         start_s: float,
         state: dict[str, tuple[FaultKind, float]],
     ) -> None:
@@ -884,7 +922,7 @@ class HistoryGenerator:
     def _emit_motors(
         self,
         run: CommandRun,
-        traces: dict[str, MotorTrace],
+        stack: Stack,
         start_s: float,
         end_s: float,
         state: dict[str, tuple[FaultKind, float]],
@@ -892,33 +930,55 @@ class HistoryGenerator:
         n_samples = run.n_steps // self.sample_steps + 1
         period = self.options.idle_period_s
         skip_first = abs(start_s / period - round(start_s / period)) < 1e-9
-        offsets = np.arange(n_samples) * self.sample_s
         first = 1 if skip_first else 0
-        times = self._us(start_s + offsets[first:])
+        n = n_samples - first
+        m = len(self.motor_ids)
+        labels = np.array(
+            [fault[0].value if (fault := state.get(i)) else '' for i in self.motor_ids],
+            dtype=object,
+        )
+        if n > 0:
+            times = self._us(start_s + np.arange(first, n_samples) * self.sample_s)
+            v = {name: array[:, first:].ravel() for name, array in stack.values.items()}
+            self.tables.add_chunk(
+                'motor_samples',
+                n * m,
+                time=np.tile(times, m),
+                factory=self.options.factory,
+                station=np.repeat(self.motor_stations, n),
+                motor_id=np.repeat(self.motor_id_array, n),
+                running=v['running'].astype(bool),
+                direction=v['direction'].astype(np.int64),
+                current_a=v['current_a'],
+                voltage_v=np.repeat(self.voltages, n),
+                power_w=np.repeat(self.voltages, n) * v['current_a'],
+                energy_wh=v['energy_wh'],
+                temperature_c=v['temperature_c'],
+                health=v['health'],
+                encoder_pulses=v['encoder_pulses'].astype(np.int64),
+                start_count=v['start_count'].astype(np.int64),
+                runtime_h=v['runtime_h'],
+                fault=np.repeat(labels, n),
+            )
         boundaries = np.arange(
             (math.floor(start_s / period + 1e-9) + 1) * period, end_s + 1e-9, period
         )
-        truth_index = np.minimum(
-            np.floor((boundaries - start_s) / self.sample_s + 1e-9).astype(np.int64),
-            n_samples - 1,
-        )
-        truth_times = self._us(boundaries)
-        for motor_id, trace in traces.items():
-            fault = state.get(motor_id)
-            label = fault[0].value if fault else ''
-            values = {name: array[first:] for name, array in trace.values.items()}
-            self._motor_rows(times, motor_id, values, fault=label)
-            if len(boundaries):
-                self.tables.add_chunk(
-                    'ground_truth_health',
-                    len(boundaries),
-                    time=truth_times,
-                    factory=self.options.factory,
-                    motor_id=motor_id,
-                    health=trace.values['health'][truth_index],
-                    temperature_c=trace.values['temperature_c'][truth_index],
-                    fault=label,
-                )
+        k = len(boundaries)
+        if k:
+            index = np.minimum(
+                np.floor((boundaries - start_s) / self.sample_s + 1e-9).astype(np.int64),
+                n_samples - 1,
+            )
+            self.tables.add_chunk(
+                'ground_truth_health',
+                k * m,
+                time=np.tile(self._us(boundaries), m),
+                factory=self.options.factory,
+                motor_id=np.repeat(self.motor_id_array, k),
+                health=stack.values['health'][:, index].ravel(),
+                temperature_c=stack.values['temperature_c'][:, index].ravel(),
+                fault=np.repeat(labels, k),
+            )
 
     def _emit_task_logs(self, run: CommandRun, start_s: float) -> None:
         counters = dict(self.task_ids)

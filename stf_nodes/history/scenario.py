@@ -332,7 +332,7 @@ class FaultSchedule:
     equal fault states, and the steps bound how many distinct states an onset produces.
     """
 
-    def __init__(self, scenario: Scenario, history_h: float, *, onset_step: float = 0.05) -> None:
+    def __init__(self, scenario: Scenario, history_h: float, *, onset_step: float = 0.1) -> None:
         self.scenario = scenario
         self.history_h = history_h
         self.onset_step = onset_step

@@ -177,7 +177,8 @@ class CommandRun:
     exact: bool
     call_logs: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
     traces: dict[str, MotorTrace] = field(default_factory=dict)  # exact runs only
-    replays: dict[tuple[str, tuple[Any, ...]], MotorTrace] = field(default_factory=dict)
+    replays: dict[tuple[str, Any], MotorTrace] = field(default_factory=dict)
+    stacks: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # generator's stacked replays
 
     @property
     def failed(self) -> StepResult | None:
@@ -352,13 +353,11 @@ class SimFactory:
 
     # -- keys -----------------------------------------------------------------------------
 
-    def involved(self, faults: FaultState, plan: tuple[PlanStep, ...]) -> frozenset[str]:
-        """Stations whose course in ``plan`` must be simulated: those it uses, all of them
-        when a motion fault could fail it (a recovery may use any), and the gripper while its
-        vacuum switch is on (it will fall during the plan). The others only stand still."""
-        used = {step.station for step in plan}
-        if _motion_faults(faults):
-            used |= set(STATIONS)
+    def involved(self, plan: tuple[PlanStep, ...], *, recovery: bool) -> frozenset[str]:
+        """Stations whose course in ``plan`` is simulated: those it uses (all of them if it
+        failed and a recovery ran), and the gripper while its vacuum switch is on (it will
+        fall during the plan). The others only stand still."""
+        used = set(STATIONS) if recovery else {step.station for step in plan}
         if self.vgr.pressure_bar >= self.vgr.config.pick_min_bar:
             used.add('vgr')
         return frozenset(used)
@@ -372,7 +371,7 @@ class SimFactory:
         for a plan that bakes, in 10 °C buckets, the vacuum for one that uses the gripper, in
         0.2 bar buckets (the start of a reused plan may differ by that much)."""
         c = self.conveyor
-        motion_faults = _motion_faults(faults)
+        motion_faults = tuple(f for f in _motion_faults(faults) if self.station_of[f[0]] in used)
         positions = tuple(
             round(axis.position_mm, 6)
             for name in ('hbw', 'vgr')
@@ -390,11 +389,15 @@ class SimFactory:
         return (
             used,
             positions,
-            round(c.belt_mm % c.config.trail_pitch_mm, 6) if 'conveyor' in used else None,
+            # The trail marks' phase, in quarters of a pitch: a reused run's trail edges may
+            # be off by an eighth of a pitch of travel (12.5 ms at full speed by default).
+            round(4 * (c.belt_mm % c.config.trail_pitch_mm) / c.config.trail_pitch_mm) % 4
+            if 'conveyor' in used
+            else None,
             holding,
-            # Where a recovery stores a stranded cookie; only a motion fault can strand one.
+            # Where a recovery stores a stranded cookie.
             tuple(slot for slot, wp in self.hbw.slots.items() if wp is None)
-            if motion_faults
+            if len(used) == len(STATIONS)
             else None,
             round(c.oven_c / 10.0) if bakes else None,
             (round(self.vgr.pressure_bar / 0.2), self.vgr.valve_open) if 'vgr' in used else None,
@@ -428,8 +431,8 @@ class SimFactory:
 
         ``exact`` samples the real motors (all faults but the overlay ones applied, changes from
         ``fault_changes`` at their step index); otherwise electrical faults are off and every
-        motor call is logged for replay. Stations not ``involved`` stand still: they are
-        stepped once, at the end, over the whole run.
+        motor call is logged for replay. Stations not ``involved`` stand still until a task
+        (of a recovery) needs them: they are stepped in one go over the time they stood still.
         """
         recorders = {}
         if not exact:
@@ -449,9 +452,8 @@ class SimFactory:
         )
         try:
             run.execute(plan, first_workpiece, home_slot, lead=lead)
-            for name, station in self.stations.items():
-                if name not in involved and run.index:
-                    station.step(run.index * self.dt)
+            for station in self.stations.values():
+                run.catch_up(station)
         finally:
             for recorder in recorders.values():
                 recorder.remove()
@@ -559,6 +561,8 @@ class _Run:
     ) -> None:
         self.f = factory
         self.active = active
+        # Index up to which each standing station has been stepped.
+        self.stepped = {s.name: 0 for s in factory.stations.values() if s not in active}
         self.sample_steps = sample_steps
         self.exact = exact
         self.fault_changes = sorted(fault_changes, key=lambda change: change[0])
@@ -606,10 +610,15 @@ class _Run:
                 values['runtime_h'].append(motor.runtime_s / 3600.0)
                 values['encoder_pulses'].append(axis.encoder_pulses if axis else 0)
 
-    def _observe(self) -> None:
+    def _observe(self, *, states: bool = False) -> None:
+        """Record sensor and station changes. A station's state code changes with its task,
+        an emergency stop (``states``) or a fault injected mid-run (exact runs)."""
         for station in self.active:
             name = station.name
             verb = station.running_task
+            seen = self._station_seen[name]
+            if not (states or self.exact) and verb == seen[1]:
+                continue
             seen = (int(station.state), verb, self.tasks[name] if verb else 0)
             if seen != self._station_seen[name]:
                 self._station_seen[name] = seen
@@ -638,8 +647,24 @@ class _Run:
 
     # -- the executor ---------------------------------------------------------------------
 
+    def catch_up(self, station: Station) -> None:
+        """Step a station that stood still up to now (one exact step)."""
+        behind = self.index - self.stepped.get(station.name, self.index)
+        if behind > 0:
+            station.step(behind * self.f.dt)
+        self.stepped[station.name] = self.index
+
     def _task(self, step: PlanStep, workpiece: Workpiece | None) -> StepResult:
         station = self.f.stations[step.station]
+        if station not in self.active:
+            self.catch_up(station)
+            del self.stepped[station.name]
+            self.active.append(station)
+            self._station_seen[station.name] = (int(station.state), '', 0)
+            self._sensors += [
+                ((station.name, sensor_id), sensor, [sensor.triggered, sensor.fault])
+                for sensor_id, sensor in station.parts.sensors.items()
+            ]
         start = self.index
         try:
             station.start_task(step.verb, target=step.target, workpiece=workpiece, value=step.value)
@@ -662,7 +687,7 @@ class _Run:
                 station.emergency_stop()
                 station.reset()
                 station.pop_events()
-                self._observe()
+                self._observe(states=True)
                 reason = f'{step.label} failed: timed out after {step.timeout_s:g} s'
                 return StepResult(step, False, reason, start, self.index)
 

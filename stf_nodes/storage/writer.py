@@ -48,6 +48,8 @@ def _sqlite_text(values: np.ndarray) -> list[str]:
 
 
 def _convert_times(values: Sequence[Any] | np.ndarray, sqlite: bool) -> list[Any]:
+    if not isinstance(values, np.ndarray) and all(type(v) is int for v in values):
+        values = np.array(values, dtype=np.int64)
     if isinstance(values, np.ndarray):
         array = values.astype('datetime64[us]') if values.dtype.kind == 'i' else values
         return _sqlite_text(array) if sqlite else array.astype('datetime64[us]').tolist()
@@ -101,9 +103,9 @@ class BulkWriter:
         if statement is None:
             columns = ', '.join(self._preparer.quote(name) for name in names)
             marks = ', '.join([self._placeholder] * len(names))
-            statement = (
-                f'INSERT INTO {self._preparer.format_table(table)} ({columns}) VALUES ({marks})'
-            )
+            # Names come from the schema, never from data; values are bound parameters.
+            into = self._preparer.format_table(table)
+            statement = f'INSERT INTO {into} ({columns}) VALUES ({marks})'  # noqa: S608
             self._statements[key] = statement
         return statement
 
