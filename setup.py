@@ -10,7 +10,7 @@ PACKAGE = 'stf_digital_twin'
 
 NODE_SCRIPTS = [
     f'{name}_node = stf_nodes.{name}_node:main'
-    for name in ('hbw', 'vgr', 'conveyor', 'clock', 'scheduler')
+    for name in ('hbw', 'vgr', 'conveyor', 'clock', 'scheduler', 'recorder')
 ]
 
 setup(
@@ -19,6 +19,7 @@ setup(
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.xml')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
     ],
     entry_points={
         'console_scripts': ['stf = stf_nodes.cli.main:main', *NODE_SCRIPTS],
