@@ -4,7 +4,8 @@
                          [--db URL] [--start DATE] [--bag DIR] [--append | --replace]
                          [--factory NAME] [--params FILE]
 
-Defaults: 30 days, 50 orders a day, seed 0, ``config/scenarios/default.yaml``, the database of
+Defaults: 30 days, 50 orders a day, seed 0, ``config/scenarios/default.yaml`` (cut to the
+events within ``--days``; a scenario given with ``--scenario`` must fit), the database of
 ``DATABASE_URL`` (else ``sqlite:///./stf_digital_twin.db``), a history ending at today's 00:00
 UTC, the parameters of ``config/factory.yaml`` (the live nodes' parameters). Errors (bad
 scenario, unusable database, existing history, bad numbers) print one line and exit 1; nothing
@@ -90,6 +91,14 @@ def run(args: argparse.Namespace, database: Any, error: type[Exception]) -> int:
         factory = normalize_namespace(args.factory).strip('/')
         settings = FactorySettings.from_parameter_file(params)
         scenario = load_scenario(scenario_path, SimFactory(settings, seed=0).components)
+        if args.scenario is None:  # the default scenario is written for 30 days: cut it
+            shortened = scenario.within(args.days)
+            if len(shortened.events) < len(scenario.events):
+                print(
+                    f'default scenario: {len(shortened.events)} of its {len(scenario.events)} '
+                    f'events fall within {args.days} days'
+                )
+            scenario = shortened
         scenario.check_period(args.days)
         if args.start is None:
             end = datetime.now(timezone.utc).date()

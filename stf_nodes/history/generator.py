@@ -157,6 +157,7 @@ class Stack:
     values: dict[str, np.ndarray]
     ends: list[dict[str, float]]
     max_temperature_c: np.ndarray
+    currents: list[list[tuple[int, float]]]  # per motor, see MotorTrace.currents
 
     @classmethod
     def of(cls, traces: list[MotorTrace]) -> Stack:
@@ -164,6 +165,7 @@ class Stack:
             values={name: np.stack([t.values[name] for t in traces]) for name in traces[0].values},
             ends=[t.end for t in traces],
             max_temperature_c=np.array([t.max_temperature_c for t in traces]),
+            currents=[t.currents for t in traces],
         )
 
 
@@ -237,11 +239,17 @@ class HistoryGenerator:
         self.sequence = itertools.count()
         self.queue: list[_Queued] = []
         self.new_cookies = itertools.count(1)
-        self.monitors = {
-            'hbw': AlertMonitor(config=settings.hbw.alert),
-            'vgr': AlertMonitor(config=settings.vgr.alert),
-            'conveyor': AlertMonitor(config=settings.conveyor.alert),
-        }
+        # Two monitors per station: one sees the currents at the publish rate, the other the
+        # samples' temperatures and health (which change slowly).
+        self.monitors, self.current_monitors = (
+            {
+                'hbw': AlertMonitor(config=settings.hbw.alert),
+                'vgr': AlertMonitor(config=settings.vgr.alert),
+                'conveyor': AlertMonitor(config=settings.conveyor.alert),
+            }
+            for _ in range(2)
+        )
+        self.current_points: list[tuple[int, str, float]] = []
         self.changes = self.schedule.change_points()
         self.sudden_changes = self.schedule.change_points(sudden_only=True)
         self.change_index = 0
@@ -822,6 +830,8 @@ class HistoryGenerator:
                     sample_steps=self.sample_steps,
                     n_steps=run.n_steps,
                     encoder=run.encoders[motor_id],
+                    publish_steps=self.factory.publish_steps,
+                    watch_current_a=self.factory.watch_current_a,
                 )
                 run.replays[key] = trace
             traces.append(trace)
@@ -870,7 +880,12 @@ class HistoryGenerator:
             end['temperature_c'] += (t0[i, 0] - self.ambient_c[i]) * end_decay[i]
             end['health'] = max(0.0, h0[i, 0] - (1.0 - end['health']))
             ends.append(end)
-        return Stack(values=values, ends=ends, max_temperature_c=stack.max_temperature_c)
+        return Stack(
+            values=values,
+            ends=ends,
+            max_temperature_c=stack.max_temperature_c,
+            currents=stack.currents,
+        )
 
     def _rebind(
         self,
@@ -963,6 +978,9 @@ class HistoryGenerator:
         boundaries = np.arange(
             (math.floor(start_s / period + 1e-9) + 1) * period, end_s + 1e-9, period
         )
+        for motor_id, points in zip(self.motor_ids, stack.currents, strict=True):
+            for index, current in points:
+                self.current_points.append((self._us(start_s + index * self.dt), motor_id, current))
         k = len(boundaries)
         if k:
             index = np.minimum(
@@ -1114,11 +1132,20 @@ class HistoryGenerator:
         if columns:
             sizes = self.tables.sizes['motor_samples']
             data = {
-                name: _joined(columns[name], sizes)
-                for name in ('time', 'motor_id', 'current_a', 'temperature_c', 'health')
+                name: np.asarray(_joined(columns[name], sizes))
+                for name in ('time', 'motor_id', 'temperature_c', 'health')
             }
             for motor_id in self.motor_ids:
                 self._motor_alerts(motor_id, data)
+        self.current_points.sort()
+        for at_us, motor_id, current in self.current_points:
+            motor = SimpleNamespace(
+                motor_id=motor_id, current_a=current, temperature_c=-math.inf, health=math.inf
+            )
+            at_s = (at_us - self.start_us) / 1e6
+            station = self.motor_station[motor_id]
+            self._feed(station, at_s, motors=(motor,), sensors=(), current=True)
+        self.current_points = []
         for interval in self.schedule.intervals:
             event = interval.event
             if event.component in self.factory.motors:
@@ -1138,20 +1165,15 @@ class HistoryGenerator:
         mine = data['motor_id'] == motor_id
         order = np.argsort(data['time'][mine], kind='stable')
         times = data['time'][mine][order]
-        current = data['current_a'][mine][order]
         temperature = data['temperature_c'][mine][order]
         health = data['health'][mine][order]
-        abnormal = (
-            (current >= config.overcurrent_clear_a)
-            | (temperature >= config.temperature_clear_c)
-            | (health <= config.health_clear)
-        )
+        abnormal = (temperature >= config.temperature_clear_c) | (health <= config.health_clear)
         after = np.zeros_like(abnormal)
         after[1:] = abnormal[:-1] & ~abnormal[1:]
         for index in np.flatnonzero(abnormal | after).tolist():
             motor = SimpleNamespace(
                 motor_id=motor_id,
-                current_a=float(current[index]),
+                current_a=-math.inf,  # currents go to the other monitor, at the publish rate
                 temperature_c=float(temperature[index]),
                 health=float(health[index]),
             )
@@ -1159,10 +1181,17 @@ class HistoryGenerator:
             self._feed(self.motor_station[motor_id], at_s, motors=(motor,), sensors=())
 
     def _feed(
-        self, station: str, at_s: float, *, motors: tuple[Any, ...], sensors: tuple[Any, ...]
+        self,
+        station: str,
+        at_s: float,
+        *,
+        motors: tuple[Any, ...],
+        sensors: tuple[Any, ...],
+        current: bool = False,
     ) -> None:
         snapshot = SimpleNamespace(time_s=at_s, motors=motors, sensors=sensors)
-        for alert in self.monitors[station].update(snapshot):  # type: ignore[arg-type]
+        monitors = self.current_monitors if current else self.monitors
+        for alert in monitors[station].update(snapshot):  # type: ignore[arg-type]
             self.tables.add(
                 'alerts',
                 time=self._us(at_s),

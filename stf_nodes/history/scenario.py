@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,16 @@ class Scenario:
     maintenance: tuple[Maintenance, ...]
     source: str  # file name for messages
     day_lines: tuple[tuple[int, int, str], ...]  # (day, line, field) to check the period
+
+    def within(self, days: int) -> Scenario:
+        """The scenario without the events and maintenance past ``days`` days."""
+        end_h = days * 24.0
+        return replace(
+            self,
+            events=tuple(e for e in self.events if e.at_h < end_h),
+            maintenance=tuple(m for m in self.maintenance if m.at_h < end_h),
+            day_lines=tuple(entry for entry in self.day_lines if entry[0] <= days),
+        )
 
     def check_period(self, days: int) -> None:
         """Refuse events or maintenance on a day outside a history of ``days`` days."""

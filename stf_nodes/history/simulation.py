@@ -153,6 +153,10 @@ class MotorTrace:
     values: dict[str, np.ndarray]  # MOTOR_FIELDS, running and encoder_pulses per sample
     end: dict[str, float]  # motor attributes after the command
     max_temperature_c: float
+    # (step index, current) at the stations' publish instants where the current was at least
+    # the watched level, and the first one after each such run: the live alert monitor sees
+    # currents at the publish rate, so a short overcurrent must not fall between samples.
+    currents: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +244,8 @@ def replay(
     sample_steps: int,
     n_steps: int,
     encoder: np.ndarray,
+    publish_steps: int,
+    watch_current_a: float,
 ) -> MotorTrace:
     """Replay a call log through ``motor`` and sample it (see :class:`MotorTrace`)."""
     n_samples = n_steps // sample_steps + 1
@@ -247,6 +253,16 @@ def replay(
     taken = 0
     max_t = motor.temperature_c
     index = 0
+    currents: list[tuple[int, float]] = []
+    watching = False
+    publish = False
+
+    def watch() -> None:
+        nonlocal watching
+        high = motor.current_a >= watch_current_a
+        if high or watching:
+            currents.append((index, motor.current_a))
+        watching = high
 
     def sample() -> None:
         nonlocal taken
@@ -270,20 +286,31 @@ def replay(
             if pending:
                 sample()
                 pending = False
+            if publish:
+                watch()
+                publish = False
             chunk = remaining if direction == 0 else 1
             chunk = min(chunk, sample_steps - index % sample_steps)
+            if chunk > 1 and watching:  # the first publish after an overcurrent, exactly
+                chunk = min(chunk, publish_steps - index % publish_steps)
             motor.step(chunk * dt)
             max_t = max(max_t, motor.temperature_c)
             index += chunk
             remaining -= chunk
             if index % sample_steps == 0:
                 pending = True
+            if index % publish_steps == 0:
+                publish = True
     if pending and taken < n_samples:
         sample()
+    if publish:
+        watch()
     assert taken == n_samples, (taken, n_samples)
     values = {name: array for name, array in out.items()}
     values['encoder_pulses'] = encoder
-    return MotorTrace(values=values, end=_motor_end(motor), max_temperature_c=max_t)
+    return MotorTrace(
+        values=values, end=_motor_end(motor), max_temperature_c=max_t, currents=currents
+    )
 
 
 def _motor_end(motor: Motor) -> dict[str, float]:
@@ -335,6 +362,11 @@ class SimFactory:
         self._scratch_conveyor = Conveyor(config=settings.conveyor)  # idle: only its oven
         self.dt = settings.physics_dt_s
         self.tick_steps = max(1, round(settings.tick_s / self.dt))
+        # The stations publish (and their alert monitors look) at publish_rate.
+        self.publish_steps = max(1, round(1.0 / (settings.hbw.publish_rate * self.dt)))
+        self.watch_current_a = min(
+            c.alert.overcurrent_clear_a for c in (settings.hbw, settings.vgr, settings.conveyor)
+        )
         self.task_counts = dict.fromkeys(STATIONS, 0)
 
     @property
@@ -486,6 +518,7 @@ class SimFactory:
                     },
                     end=_motor_end(self.motors[motor_id]),
                     max_temperature_c=max(run.samples[motor_id]['temperature_c']),
+                    currents=run.currents[motor_id],
                 )
                 for motor_id in self.motors
             }
@@ -561,6 +594,10 @@ class _Run:
     ) -> None:
         self.f = factory
         self.active = active
+        self.publish_steps = factory.publish_steps
+        self.watch_current_a = factory.watch_current_a
+        self.currents: dict[str, list[tuple[int, float]]] = {i: [] for i in factory.motors}
+        self._watching = dict.fromkeys(factory.motors, False)
         # Index up to which each standing station has been stepped.
         self.stepped = {s.name: 0 for s in factory.stations.values() if s not in active}
         self.sample_steps = sample_steps
@@ -644,6 +681,12 @@ class _Run:
         self._observe()
         if self.index % self.sample_steps == 0:
             self._sample()
+        if self.exact and self.index % self.publish_steps == 0:
+            for motor_id, motor in self.f.motors.items():
+                high = motor.current_a >= self.watch_current_a
+                if high or self._watching[motor_id]:
+                    self.currents[motor_id].append((self.index, motor.current_a))
+                self._watching[motor_id] = high
 
     # -- the executor ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler']
+STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'recorder']
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert node.namespace == '/'
         assert (node.respawn, node.respawn_delay) == (True, 1.0)
         inline = {'use_sim_time': False}
-        if node.name == 'scheduler':
+        if node.name in ('scheduler', 'recorder'):
             inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
         assert node.parameters == (params_file, inline)
     assert [arg.name for arg in description.arguments] == [
