@@ -55,7 +55,7 @@ def test_shipped_scenarios_are_valid() -> None:
 
 def test_contract_fields_and_defaults() -> None:
     scenario = parse(GOOD)
-    wear, failure = scenario.events
+    wear, _ = scenario.events
     assert (wear.kind, wear.magnitude, wear.at_h, wear.onset_at_h) == (
         FaultKind.BEARING_WEAR, 1.0, 33.5, 9.5
     )  # fmt: skip
@@ -77,31 +77,56 @@ def test_schedule_latest_started_event_applies_and_maintenance_clears() -> None:
     }
 
 
+def _swap(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
 @pytest.mark.parametrize(
     ('text', 'expected'),
     [
         ('name: x\nevents: [\n', 'x.yaml:3: not valid YAML'),
-        ('name: x\nevents: []\ncolour: red\n', "x.yaml:3: colour: unknown key"),
+        ('name: x\nevents: []\ncolour: red\n', 'x.yaml:3: colour: unknown key'),
         ('events: []\n', 'x.yaml:1: scenario: missing name'),
-        (GOOD.replace('component: CONV_M1\n    fault: bearing', 'component: CONV_M9\n    fault: bearing'),
-         "x.yaml:6: events[0].component: unknown component 'CONV_M9'"),
-        (GOOD.replace('fault: bearing_wear', 'fault: RUST'), "x.yaml:7: events[0].fault: unknown fault kind 'RUST'"),
-        (GOOD.replace('component: CONV_M1\n    fault: bearing_wear', 'component: CONV_L1_ENTRY\n    fault: bearing_wear'),
-         'x.yaml:7: events[0].fault: CONV_L1_ENTRY does not support BEARING_WEAR'),
-        (GOOD.replace('duration_h: 10', 'duration_h: -1'), 'x.yaml:9: events[0].duration_h: must be >= 0'),
-        (GOOD.replace('magnitude: 0\n', 'magnitude: -2\n'), 'x.yaml:8: events[0].magnitude: must be >= 0'),
-        (GOOD.replace('hour: 9.5', 'hour: 24'), 'x.yaml:5: events[0].hour: must be < 24'),
-        (GOOD.replace('day: 2\n    hour: 9.5', 'day: 0\n    hour: 9.5'), 'x.yaml:4: events[0].day: days count from 1'),
-        (GOOD.replace('magnitude: 4.5\n    duration_h: 0', 'magnitude: 4.5\n    duration_h: 0\n    onset_h: 5'),
-         'x.yaml:17: events[1].onset_h: MOTOR_FAILURE appears at once'),
-        (GOOD.replace('duration_h: 10', 'duration_h: ten'), "x.yaml:9: events[0].duration_h: expected a number"),
-        (GOOD.replace('  - day: 3\n    component', '  - day: 3\n    hours: 2\n    component'),
-         'x.yaml:19: maintenance[0].hours: unknown key'),
-        ('name: x\nevents:\n  - day: 1\n', 'x.yaml:3: events[0]: missing component, fault, magnitude, duration_h'),
+        (
+            _swap('CONV_M1\n    fault: bearing', 'CONV_M9\n    fault: bearing'),
+            "x.yaml:6: events[0].component: unknown component 'CONV_M9'",
+        ),
+        (
+            _swap('fault: bearing_wear', 'fault: RUST'),
+            "x.yaml:7: events[0].fault: unknown fault kind 'RUST'",
+        ),
+        (
+            _swap('CONV_M1\n    fault: bearing', 'CONV_L1_ENTRY\n    fault: bearing'),
+            'x.yaml:7: events[0].fault: CONV_L1_ENTRY does not support BEARING_WEAR',
+        ),
+        (_swap('duration_h: 10', 'duration_h: -1'), 'x.yaml:9: events[0].duration_h: must be >= 0'),
+        (_swap('magnitude: 0\n', 'magnitude: -2\n'), 'x.yaml:8: events[0].magnitude: must be >= 0'),
+        (_swap('hour: 9.5', 'hour: 24'), 'x.yaml:5: events[0].hour: must be < 24'),
+        (
+            _swap('day: 2\n    hour: 9.5', 'day: 0\n    hour: 9.5'),
+            'x.yaml:4: events[0].day: days count from 1',
+        ),
+        (
+            _swap('4.5\n    duration_h: 0', '4.5\n    duration_h: 0\n    onset_h: 5'),
+            'x.yaml:17: events[1].onset_h: MOTOR_FAILURE appears at once',
+        ),
+        (
+            _swap('duration_h: 10', 'duration_h: ten'),
+            'x.yaml:9: events[0].duration_h: expected a number',
+        ),
+        (
+            _swap('  - day: 3\n    component', '  - day: 3\n    hours: 2\n    component'),
+            'x.yaml:19: maintenance[0].hours: unknown key',
+        ),
+        (
+            'name: x\nevents:\n  - day: 1\n',
+            'x.yaml:3: events[0]: missing component, fault, magnitude, duration_h',
+        ),
         ('name: x\nevents: {}\n', 'x.yaml:2: events: expected a list'),
         ('', 'x.yaml:1: the scenario is empty'),
     ],
-)  # fmt: skip
+)
 def test_bad_scenarios_name_file_line_and_field(text: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
         parse(text)
