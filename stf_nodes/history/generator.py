@@ -86,6 +86,7 @@ class HistoryOptions:
     work_start_h: float = 6.0
     work_end_h: float = 22.0
     first_command_id: int = 1
+    reuse: bool = True  # False: every segment simulated (to check or time the reuse)
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -712,7 +713,7 @@ class HistoryGenerator:
                 int(first.status) if first else -1,
             )
             key = (*base, f.start_key(state, plan, used))
-            run = self.cache.get(key)
+            run = self.cache.get(key) if self.options.reuse else None
             if run is _FAILED:
                 used = f.involved(plan, recovery=True)
                 key = (*base, f.start_key(state, plan, used))

@@ -10,21 +10,25 @@ command, a timed-out station is stopped (emergency stop, reset), and the recover
 executor (``recovery_steps``) carries a stranded cookie back; between two steps one executor
 tick passes.
 
-Reuse. Simulating 30 days step by step would take minutes, so a simulated command is reused
-when the next one starts from the same state: :class:`CommandRun` keys are the plan, the
-stations' positions and holdings, the empty rack slots, the oven temperature (5 °C buckets)
-and vacuum (0.05 bar buckets), the running motors, and the faults that change motion (STALL,
-BELT_SLIP, STUCK). What a reused command does to the motors is computed exactly from their
-state at its start: every call the stations made on each motor (``command``, ``step``) is
-recorded, replayed once through a fresh ``Motor`` carrying the motor's electrical fault
-(OVERCURRENT, BEARING_WEAR, VIBRATION, with the magnitude as the scenario has it then), and
-applied to the real motor, because the motor model is linear in what depends on the start:
-energy, running time and starts add up; the temperature is the replay's plus the decay of the
-start's excess over ambient (C·dT/dt is linear in T, stepped exactly); the health loss does
-not depend on the health unless the winding passes ``wear_temperature_c``. Commands where
-that could happen, with a failed motor (MOTOR_FAILURE collapses health toward a level), or
-during which a fault changes, are simulated step by step on the real state instead (see
-``CommandRun.exact``).
+Reuse. Simulating 30 days step by step would take minutes, so a simulated piece of a plan
+(the generator cuts plans before bakes, picks and around the crane's steps) is reused when a
+later one starts from the same state (``start_key``): the plan piece, the positions of the
+involved stations' axes, what the stations hold, the phase of the belt marks (in quarters of a
+pitch), the oven temperature for a bake (10 °C buckets), the vacuum for the gripper (0.2 bar
+buckets), the motors' running states and the faults that change motion (STALL, BELT_SLIP,
+STUCK, of the involved stations). Stations a piece does not use only stand still and are
+stepped in one go (``reuse``); a piece that failed depends on every station (the recovery may
+use any). What a reused piece does to the motors is computed exactly from their state at its
+start: every call the stations made on each motor (``command``, ``step``) is recorded,
+replayed once through a fresh ``Motor`` carrying the motor's electrical fault (OVERCURRENT,
+BEARING_WEAR, VIBRATION, with the magnitude the scenario has then) and applied to the real
+motor, because the motor model is linear in what depends on the start: energy, running time
+and starts add up; the temperature is the replay's plus the decay of the start's excess over
+ambient (C·dT/dt is linear in T, stepped exactly); the health loss does not depend on the
+health unless the winding passes ``wear_temperature_c``. Pieces where that could happen, with
+a failed motor (MOTOR_FAILURE collapses health toward a level), or during which a fault starts
+or ends, are simulated step by step on the real state instead (``CommandRun.exact``); the
+steps of an onset take effect at the next piece.
 """
 
 from __future__ import annotations
