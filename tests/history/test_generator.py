@@ -122,27 +122,36 @@ def count(path: Path, table: str) -> int:
         return connection.execute(f'SELECT COUNT(*) FROM {table}').fetchone()[0]
 
 
-def test_cli_writes_refuses_appends_replaces(tmp_path: Path) -> None:
+def test_refuses_appends_replaces(tmp_path: Path) -> None:
+    from stf_nodes.history.run import HistoryError, generate_history
+    from stf_nodes.storage import make_engine
+
     db = tmp_path / 'h.db'
-    url = f'sqlite:///{db}'
-    first = run_cli('--db', url, '--scenario', str(REPO / 'config' / 'scenarios' / 'healthy.yaml'))
-    assert 'rows/s' in first.stdout and 'motor_samples' in first.stdout
+    engine = make_engine(f'sqlite:///{db}')
+    scenario = parse_scenario('name: healthy\nevents: []\n', 'inline', COMPONENTS)
+
+    def run(mode: str, day: int) -> None:
+        start = datetime(2024, 1, day, tzinfo=timezone.utc)
+        options = HistoryOptions(days=1, orders_per_day=3, start=start, seed=2)
+        generate_history(engine, settings=SETTINGS, scenario=scenario, options=options, mode=mode)
+
+    run('new', 1)
     samples = count(db, 'motor_samples')
     assert samples > 10_000 and count(db, 'history_runs') == 1
-    refused = run_cli('--db', url, check=False)  # the default scenario, cut to one day
-    assert refused.returncode == 1 and 'already holds history' in refused.stderr
+    with pytest.raises(HistoryError, match='already holds history'):
+        run('new', 1)
+    with pytest.raises(HistoryError, match='overlaps the history already there'):
+        run('append', 1)
     assert count(db, 'motor_samples') == samples  # nothing written
-    overlap = run_cli('--db', url, '--append', check=False)
-    assert overlap.returncode == 1 and 'overlaps' in overlap.stderr
-    stf('history', 'generate', '--days', '1', '--orders-per-day', '4', '--start', '2024-01-02',
-        '--db', url, '--append', timeout=120)  # fmt: skip
+    run('append', 2)
     assert count(db, 'motor_samples') > 1.9 * samples and count(db, 'history_runs') == 2
     with sqlite3.connect(db) as connection:
         ids = [r[0] for r in connection.execute(
             'SELECT DISTINCT command_id FROM command_transitions ORDER BY command_id')]  # fmt: skip
     assert ids == list(range(1, len(ids) + 1))  # appended commands continue the numbering
-    run_cli('--db', url, '--replace')
+    run('replace', 5)
     assert count(db, 'history_runs') == 1
+    engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -183,7 +192,11 @@ def test_bag_reads_back_with_rosbags_and_mcap(tmp_path: Path) -> None:
     from rosbags.highlevel import AnyReader
 
     bag = tmp_path / 'bag'
-    run_cli('--db', f'sqlite:///{tmp_path / "b.db"}', '--orders-per-day', '2', '--bag', str(bag))
+    db = tmp_path / 'b.db'
+    first = run_cli('--db', f'sqlite:///{db}', '--orders-per-day', '2', '--bag', str(bag))
+    assert 'rows/s' in first.stdout and 'motor_samples' in first.stdout
+    refused = run_cli('--db', f'sqlite:///{db}', check=False)  # the default scenario, cut
+    assert refused.returncode == 1 and 'already holds history' in refused.stderr
     with AnyReader([bag]) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         states = [c for c in reader.connections if c.topic == '/stf/conveyor/state']
@@ -207,7 +220,7 @@ def test_reuse_gives_the_rows_of_simulating_every_command() -> None:
     scenario = parse_scenario(SCENARIO, 'test.yaml', COMPONENTS)
     results = []
     for reuse in (True, False):
-        options = HistoryOptions(days=2, orders_per_day=8, start=START, seed=5, reuse=reuse)
+        options = HistoryOptions(days=2, orders_per_day=5, start=START, seed=5, reuse=reuse)
         generator = HistoryGenerator(SETTINGS, scenario, options)
         for _ in generator.days():
             pass

@@ -255,7 +255,6 @@ def upgrade() -> None:
     op.create_index(
         'ix_motor_samples_factory_motor_time', 'motor_samples', ['factory', 'motor_id', 'time']
     )
-    op.create_index('ix_motor_samples_time', 'motor_samples', ['time'])
 
     op.create_table(
         'recorder_gaps',
@@ -300,7 +299,6 @@ def upgrade() -> None:
     op.create_index(
         'ix_sensor_edges_factory_sensor_time', 'sensor_edges', ['factory', 'sensor_id', 'time']
     )
-    op.create_index('ix_sensor_edges_time', 'sensor_edges', ['time'])
 
     op.create_table(
         'station_states',
