@@ -12,6 +12,7 @@ Run: `python bench/history_bench.py [--days 30] [--orders-per-day 50]`.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sqlite3
 import subprocess
@@ -77,7 +78,9 @@ def main() -> int:
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mib = usage.ru_maxrss / 1024
+        cpu_s = usage.ru_utime + usage.ru_stime
         if result.returncode:
             print(result.stderr, file=sys.stderr)
             return 1
@@ -104,6 +107,8 @@ def main() -> int:
     print(result.stdout.rstrip())
     print(f'{"wall time of the command (s)":44s} {wall:10.1f}')
     print(f'{"rows written / telemetry rows":44s} {total:>10,} / {telemetry:,}')
+    print(f'{"CPU time of the command (s, two threads)":44s} {cpu_s:10.1f}')
+    print(f'{"load average (1 min) at the end":44s} {os.getloadavg()[0]:10.2f}')
     print(f'{"rows/s":44s} {total / wall:10,.0f}')
     print(f'{"peak memory, max RSS (MiB)":44s} {peak_mib:10.0f}')
     print(f'{"baseline: raw sqlite3 executemany (rows/s)":44s} {baseline:10,.0f}')

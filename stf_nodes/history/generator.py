@@ -57,6 +57,7 @@ from stf_nodes.history.simulation import (
     FaultChange,
     MotorTrace,
     SimFactory,
+    motor_state,
     replay,
 )
 from stf_nodes.scheduler.plan import SlotEffect, plan_for
@@ -369,6 +370,7 @@ class HistoryGenerator:
 
     def _apply_faults(self, at_s: float) -> None:
         """Apply every change point up to ``at_s``: maintenance, then the scenario's faults."""
+        self.factory.settle()
         at_h = at_s / HOUR
         while self.change_index < len(self.changes) and self.changes[self.change_index] <= at_h:
             self.change_index += 1
@@ -623,6 +625,7 @@ class HistoryGenerator:
     def _run(self, queued: _Queued) -> None:
         """Run one command at ``self.now`` and continue its order."""
         self.stats['commands'] += 1
+        self.factory.settle()
         start_s = self.now
         record = CommandRecord(
             id=queued.command_id,
@@ -644,13 +647,12 @@ class HistoryGenerator:
         workpiece = queued.cookie if queued.kind is CommandKind.STORE else None
         state = self.schedule.state(start_s / HOUR)
         home = queued.source or queued.target
-        exact = any(kind is FaultKind.MOTOR_FAILURE for kind, _ in state.values())
         pieces: list[tuple[float, CommandRun]] = []
         at_s = start_s
-        for segment in [plan] if exact else _segments(plan):
+        for segment in _segments(plan):
             actual = workpiece or queued.cookie  # the cookie as it is now
             run, traces = self._simulate(
-                segment, workpiece, actual, home, at_s, state, lead=bool(pieces), exact=exact
+                segment, workpiece, actual, home, at_s, state, lead=bool(pieces), exact=False
             )
             self._emit_run(run, traces, at_s, state)
             pieces.append((at_s, run))
@@ -702,6 +704,7 @@ class HistoryGenerator:
         start_axes = {i: axis.position_mm for i, axis in f.axes.items()}
         start_belt_mm = f.conveyor.belt_mm
         oven = (f.conveyor.oven_c, f.conveyor.heater_on)
+        motor_states = {i: motor_state(m) for i, m in f.motors.items()}
         run = None
         missed = False
         if not exact:
@@ -764,6 +767,7 @@ class HistoryGenerator:
             return run, Stack.of([run.traces[i] for i in self.motor_ids])
         assert run is not None
         traces = self._applied(run, traces, motors_before, start_axes)
+        self._failed_motors(run, traces, state, motor_states)
         if not missed:  # a simulated run left the factory where it ended already
             f.reuse(run, plan, used, start_axes, start_belt_mm, oven)
         self._rebind(run, traces, state, actual)
@@ -839,6 +843,40 @@ class HistoryGenerator:
         stack = Stack.of(traces)
         run.stacks[faults] = stack
         return stack
+
+    def _failed_motors(
+        self,
+        run: CommandRun,
+        stack: Stack,
+        state: dict[str, tuple[FaultKind, float]],
+        motor_states: dict[str, dict[str, float]],
+    ) -> None:
+        """Rows of failed motors replayed from their real state: a MOTOR_FAILURE pulls health
+        toward a level, which a replay from a fresh motor cannot shift onto the real one."""
+        for row, motor_id in enumerate(self.motor_ids):
+            fault = state.get(motor_id)
+            if fault is None or fault[0] is not FaultKind.MOTOR_FAILURE:
+                continue
+            real = self.factory.motors[motor_id]
+            copy = Motor(motor_id=motor_id, config=real.config, fault_kinds=real.fault_kinds)
+            for name, value in motor_states[motor_id].items():
+                setattr(copy, name, value)
+            copy.set_fault(Fault(fault[0], fault[1], None))
+            trace = replay(
+                run.call_logs[motor_id],
+                copy,
+                dt=self.dt,
+                sample_steps=self.sample_steps,
+                n_steps=run.n_steps,
+                encoder=stack.values['encoder_pulses'][row],
+                publish_steps=self.factory.publish_steps,
+                watch_current_a=self.factory.watch_current_a,
+            )
+            for name, values in trace.values.items():  # copies: the rest may be the cache's
+                stack.values[name] = stack.values[name].copy()
+                stack.values[name][row] = values
+            stack.ends[row] = trace.end
+            stack.currents = [*stack.currents[:row], trace.currents, *stack.currents[row + 1 :]]
 
     def _too_hot(self, stack: Stack, before: np.ndarray) -> bool:
         excess = np.maximum(0.0, before[:, 0] - self.ambient_c)

@@ -313,11 +313,12 @@ def replay(
     values = {name: array for name, array in out.items()}
     values['encoder_pulses'] = encoder
     return MotorTrace(
-        values=values, end=_motor_end(motor), max_temperature_c=max_t, currents=currents
+        values=values, end=motor_state(motor), max_temperature_c=max_t, currents=currents
     )
 
 
-def _motor_end(motor: Motor) -> dict[str, float]:
+def motor_state(motor: Motor) -> dict[str, float]:
+    """The motor's changing state (what a replay or a reuse sets)."""
     return {
         'current_a': motor.current_a,
         'direction': motor.direction,
@@ -364,6 +365,7 @@ class SimFactory:
             for axis in station.parts.axes.values()
         }
         self._scratch_conveyor = Conveyor(config=settings.conveyor)  # idle: only its oven
+        self._standing_s = 0.0
         self.dt = settings.physics_dt_s
         self.tick_steps = max(1, round(settings.tick_s / self.dt))
         # The stations publish (and their alert monitors look) at publish_rate.
@@ -444,10 +446,25 @@ class SimFactory:
     # -- idle -----------------------------------------------------------------------------
 
     def idle(self, seconds: float) -> None:
-        """Let the factory stand still for ``seconds`` (one exact step per station)."""
+        """Let the factory stand still for ``seconds``: the motors at once (they are sampled),
+        the rest of the stations (oven, vacuum, sensors) when ``settle`` is called."""
         if seconds > 0:
-            for station in self.stations.values():
-                station.step(seconds)
+            for motor in self.motors.values():
+                motor.step(seconds)
+            self._standing_s += seconds
+
+    def settle(self) -> None:
+        """Step the stations over the time they stood still since the last call, in one exact
+        step each, without stepping their motors again."""
+        if self._standing_s <= 0:
+            return
+        motors = {motor_id: motor_state(m) for motor_id, m in self.motors.items()}
+        for station in self.stations.values():
+            station.step(self._standing_s)
+        for motor_id, state in motors.items():
+            for name, value in state.items():
+                setattr(self.motors[motor_id], name, value)
+        self._standing_s = 0.0
 
     # -- commands -------------------------------------------------------------------------
 
@@ -520,7 +537,7 @@ class SimFactory:
                         name: np.array(values, dtype=np.float64)
                         for name, values in run.samples[motor_id].items()
                     },
-                    end=_motor_end(self.motors[motor_id]),
+                    end=motor_state(self.motors[motor_id]),
                     max_temperature_c=max(run.samples[motor_id]['temperature_c']),
                     currents=run.currents[motor_id],
                 )
