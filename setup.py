@@ -10,7 +10,9 @@ PACKAGE = 'stf_digital_twin'
 
 NODE_SCRIPTS = [
     f'{name}_node = stf_nodes.{name}_node:main'
-    for name in ('hbw', 'vgr', 'conveyor', 'clock', 'scheduler', 'foxglove_bridge', 'mqtt_bridge')
+    for name in (
+        'hbw', 'vgr', 'conveyor', 'clock', 'scheduler', 'foxglove_bridge', 'mqtt_bridge', 'recorder'
+    )
 ]
 
 setup(
@@ -20,6 +22,7 @@ setup(
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.xml')),
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/config/foxglove', glob('config/foxglove/*.json')),
+        (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
     ],
     entry_points={
         'console_scripts': ['stf = stf_nodes.cli.main:main', *NODE_SCRIPTS],

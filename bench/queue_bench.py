@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from stf_nodes.scheduler import CommandQueue, Fence, InventorySlot
-from stf_nodes.storage import Base, create_schema, make_engine
+from stf_nodes.storage import Base, make_engine
 from stf_nodes.workpieces import rack_slots
 
 SLOTS = rack_slots(3, 3)
@@ -78,7 +78,7 @@ def main() -> None:
         url = args.database_url or f'sqlite:///{Path(scratch) / "queue.db"}'
         engine = make_engine(url)
         Base.metadata.drop_all(engine)
-        create_schema(engine)
+        Base.metadata.create_all(engine)
         queue = CommandQueue(engine=engine)
         queue.seed_inventory([InventorySlot(slot=slot) for slot in SLOTS])
         token = queue.acquire_lease('bench', 'bench', now_ns=0, duration_ns=10**18)

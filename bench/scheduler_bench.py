@@ -33,7 +33,7 @@ from pathlib import Path
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.router import spawn_router
 from stf_nodes.scheduler import CommandQueue, InventorySlot, Workpiece, WorkpieceStatus
-from stf_nodes.storage import create_schema, make_engine
+from stf_nodes.storage import make_engine, upgrade_schema
 from stf_nodes.workpieces import rack_slots
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
@@ -49,7 +49,7 @@ STOCK = [
 
 def seeded_queue(path: Path) -> CommandQueue:
     engine = make_engine(f'sqlite:///{path}')
-    create_schema(engine)
+    upgrade_schema(engine)
     queue = CommandQueue(engine=engine)
     queue.seed_inventory(STOCK)
     return queue

@@ -70,7 +70,7 @@ from stf_nodes.scheduler.records import CommandRecord, LeaseLost, Rejected
 from stf_nodes.scheduler.routes import PlanSettings
 from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings, Severity
 from stf_nodes.station_clients import STATE_TYPES, StationClients, workpiece_msg
-from stf_nodes.storage import DEFAULT_DATABASE_URL, create_schema, make_engine
+from stf_nodes.storage import DEFAULT_DATABASE_URL, make_engine, upgrade_schema
 from stf_nodes.validation import quote, request_problem
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
@@ -146,7 +146,7 @@ class SchedulerNode(runtime.Node):
             )
 
         engine = make_engine(db_url)
-        create_schema(engine)
+        upgrade_schema(engine)
         self._queue = CommandQueue(engine=engine, clock=self._utcnow)
         self._stations = StationClients(self, stations, service_timeout_s)
         self._lease_name = f'{self.get_namespace().rstrip("/")}/scheduler'

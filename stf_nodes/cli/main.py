@@ -17,6 +17,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -243,6 +245,69 @@ def cmd_export_interfaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _database_url(given: str | None) -> str:
+    from stf_nodes.storage import DEFAULT_DATABASE_URL
+
+    return given or os.environ.get('DATABASE_URL') or DEFAULT_DATABASE_URL
+
+
+@contextmanager
+def _database(url: str) -> Iterator[Any]:
+    """An engine on ``url``; connection and schema errors become one-line CLI errors."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from stf_nodes.storage import SchemaError, make_engine, normalize_url
+
+    try:
+        shown = normalize_url(url).render_as_string(hide_password=True)
+        engine = make_engine(url)
+    except (ArgumentError, ValueError, ImportError) as exc:
+        raise CliError(f'invalid database URL {url!r}: {exc}') from exc
+    try:
+        yield engine, shown
+    except SchemaError as exc:
+        raise CliError(f'{shown}: {exc}') from exc
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]
+        raise CliError(f'cannot use database {shown}: {reason}') from exc
+    finally:
+        engine.dispose()
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from stf_nodes.storage import upgrade_schema
+
+    with _database(_database_url(args.db)) as (engine, shown):
+        result = upgrade_schema(engine)
+    if result.stamped_baseline:
+        print(
+            f'{shown}: recognised a database of the scheduler from before migrations '
+            f'({result.before})'
+        )
+    if result.changed:
+        print(f'{shown}: upgraded from {result.before or "empty"} to {result.after}')
+    else:
+        print(f'{shown}: at {result.after}, the newest revision; nothing to do')
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    from stf_nodes.storage import current_revision, head_revision
+
+    with _database(_database_url(args.db)) as (engine, shown):
+        revision = current_revision(engine)
+    head = head_revision()
+    state = 'newest' if revision == head else f'newest is {head}; run `stf db upgrade`'
+    print(f'{shown}: {revision or "no migration history"} ({state})')
+    return 0
+
+
+def cmd_history_generate(args: argparse.Namespace) -> int:
+    from stf_nodes.history.cli import run
+
+    return run(args, _database(_database_url(args.db)), CliError)
+
+
 # ---------------------------------------------------------------------------------------------
 # parser
 
@@ -346,6 +411,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch.add_parser(verbs)
     doctor.add_parser(verbs)
+
+    db = group(verbs, 'db', 'the database schema')
+    for action, func, text in (
+        ('upgrade', cmd_db_upgrade, 'create or upgrade every table to the newest revision'),
+        ('current', cmd_db_current, 'show the revision of the database'),
+    ):
+        db_action = verb(db, action, text, func)
+        db_action.add_argument(
+            '--db', metavar='URL', help='SQLAlchemy URL (default: DATABASE_URL, else SQLite ./)'
+        )
+
+    history = group(verbs, 'history', 'generated history')
+    generate = verb(
+        history,
+        'generate',
+        'simulate weeks of operation into the database (stf_nodes.history)',
+        cmd_history_generate,
+    )
+    from stf_nodes.history.cli import add_arguments as add_history_arguments
+
+    add_history_arguments(generate)
 
     export = verb(
         verbs,

@@ -16,11 +16,19 @@ TimeoutError.
 
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
+
+A subscription callback taking two arguments gets, as in rclpy, the message and a
+``MessageInfo`` dict: ``source_timestamp`` (ns, from the publisher's attachment),
+``received_timestamp`` (ns, system time of reception), ``publication_sequence_number`` (the
+publisher's, None without an attachment), ``reception_sequence_number`` (this subscription's
+count) and, beyond rclpy, ``publisher_gid`` (16 bytes, b'' without an attachment): with the
+sequence number it tells which messages of a publisher never arrived.
 """
 
 from __future__ import annotations
 
 import collections
+import inspect
 import os
 import struct
 import threading
@@ -290,6 +298,8 @@ class Subscription(_Inbox):
         super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
         self.callback = callback
         self.raw = raw
+        self.with_info = _positional_count(callback) >= 2
+        self._received = 0
         self._decode = None if raw else interfaces.decoder(self.type_name)
         self._init_inbox(
             qos.depth if qos.history == HistoryPolicy.KEEP_LAST and qos.depth else None
@@ -311,21 +321,46 @@ class Subscription(_Inbox):
         self._announce()
 
     def _on_sample(self, sample: zenoh.Sample) -> None:
-        self._receive(sample.payload.to_bytes())
+        if not self.with_info:
+            self._receive(sample.payload.to_bytes())
+            return
+        attachment = sample.attachment
+        self._receive(
+            (
+                sample.payload.to_bytes(),
+                attachment.to_bytes() if attachment is not None else None,
+                time.time_ns(),
+            )
+        )
 
-    def _handle(self, payload: bytes) -> None:
+    def _handle(self, item: Any) -> None:
+        info = None
+        if self.with_info:
+            payload, attachment, received_ns = item
+            self._received += 1
+            parsed = parse_attachment(attachment)
+            info = {
+                'source_timestamp': parsed[1] if parsed else 0,
+                'received_timestamp': received_ns,
+                'publication_sequence_number': parsed[0] if parsed else None,
+                'reception_sequence_number': self._received,
+                'publisher_gid': parsed[2] if parsed else b'',
+            }
+        else:
+            payload = item
         if len(payload) > MAX_MESSAGE_BYTES:
             self._drop(f'message of {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})')
             return
-        if self.raw:
+        if not self.raw:
+            try:
+                payload = self._decode(payload)
+            except interfaces.SerdeError as exc:
+                self._drop(f'malformed {self.type_name} ({exc})')
+                return
+        if info is None:
             self.callback(payload)
-            return
-        try:
-            message = self._decode(payload)
-        except interfaces.SerdeError as exc:
-            self._drop(f'malformed {self.type_name} ({exc})')
-            return
-        self.callback(message)
+        else:
+            self.callback(payload, info)
 
     def get_publisher_count(self) -> int:
         return self.node.context.graph.count(self.name, names.PUBLISHER)
@@ -333,6 +368,17 @@ class Subscription(_Inbox):
     def destroy(self) -> None:
         super().destroy()
         self._subscriber.undeclare()
+
+
+def _positional_count(callback: Callable[..., Any]) -> int:
+    """How many positional arguments without default ``callback`` requires (2: the message
+    and the MessageInfo; ``lambda msg, station=station: ...`` takes the message only)."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
 class Service(_Inbox):

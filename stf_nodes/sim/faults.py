@@ -15,6 +15,10 @@ STALL             motor      powered but no motion: the axis does not advance, t
                              out
 BEARING_WEAR      motor      friction: running current + ``magnitude``·0.3 A, extra       1.0
                              health loss ``magnitude``·``bearing_wear_per_h`` per hour
+VIBRATION         motor      loose or unbalanced drive: while running the current         1.0
+                             carries a ripple ``magnitude``·``vibration_ripple_a`` A at
+                             ``vibration_hz``; extra health loss
+                             ``magnitude``·``vibration_wear_per_h`` per running hour
 BELT_SLIP         belt motor the belt surface moves ``1 - magnitude`` of what the motor       0.3
                              turns; magnitude in [0, 1]
 GHOST_READINGS    sensor     spurious triggers, Poisson with rate ``magnitude`` Hz,       2.0 Hz
@@ -41,13 +45,20 @@ class FaultKind(str, Enum):
     MOTOR_FAILURE = 'MOTOR_FAILURE'  # motor draws a high current and its health collapses
     STALL = 'STALL'  # motor powered but not turning
     BEARING_WEAR = 'BEARING_WEAR'  # friction: more current, faster wear
+    VIBRATION = 'VIBRATION'  # current ripple and faster wear
     BELT_SLIP = 'BELT_SLIP'  # belt moves less than the motor turns
     GHOST_READINGS = 'GHOST_READINGS'  # sensor triggers spuriously
     STUCK = 'STUCK'  # sensor reading frozen
 
 
 MOTOR_FAULTS = frozenset(
-    {FaultKind.OVERCURRENT, FaultKind.MOTOR_FAILURE, FaultKind.STALL, FaultKind.BEARING_WEAR}
+    {
+        FaultKind.OVERCURRENT,
+        FaultKind.MOTOR_FAILURE,
+        FaultKind.STALL,
+        FaultKind.BEARING_WEAR,
+        FaultKind.VIBRATION,
+    }
 )
 BELT_MOTOR_FAULTS = MOTOR_FAULTS | {FaultKind.BELT_SLIP}
 SENSOR_FAULTS = frozenset({FaultKind.GHOST_READINGS, FaultKind.STUCK})
@@ -57,6 +68,7 @@ DEFAULT_MAGNITUDE = {
     FaultKind.MOTOR_FAILURE: 4.5,
     FaultKind.STALL: 2.5,
     FaultKind.BEARING_WEAR: 1.0,
+    FaultKind.VIBRATION: 1.0,
     FaultKind.BELT_SLIP: 0.3,
     FaultKind.GHOST_READINGS: 2.0,
     FaultKind.STUCK: 0.0,

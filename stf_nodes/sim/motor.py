@@ -3,23 +3,26 @@
 Current. Stopped, the driver electronics draw ``idle_current_a``. Started at t = 0 the armature
 current follows
 
-    i(t) = i_ss + (i_inrush - i_ss) · exp(-t / tau_inrush),   i_ss = i_0 + load · i_load
+    i(t) = i_ss + (i_inrush - i_ss) · exp(-t / tau_inrush) + A · sin(w·t),
+    i_ss = i_0 + load · i_load
 
 with ``load`` 1 at constant speed (i_ss = 0.9 + 0.3 = 1.2 A by default) and more while the axis
 accelerates. A stalled rotor has no back-EMF and draws the locked-rotor current; faults replace
-i_ss (see ``faults.py``).
+i_ss (see ``faults.py``). The ripple A·sin(w·t) is zero except under VIBRATION
+(A = magnitude·``vibration_ripple_a``, w = 2π·``vibration_hz``).
 
-Energy. Within a step i(t) = a + b·exp(-t/tau) is known in closed form, so the charge
-Q = ∫i dt = a·dt + b·tau·(e0 - e1) is exact, and energy_wh += V·Q / 3600 for any dt.
+Energy. Within a step i(t) is known in closed form, so the charge
+Q = ∫i dt = a·dt + b·tau·(e0 - e1) + A·(cos w·t0 - cos w·t1)/w is exact, and
+energy_wh += V·Q / 3600 for any dt.
 
-Temperature. C·dT/dt = R·i² - (T - T_amb) / R_th. With the exact step mean of i² as heating
-power P the step is solved exactly: T ← T_inf + (T - T_inf)·exp(-dt / (R_th·C)),
-T_inf = T_amb + P·R_th.
+Temperature. C·dT/dt = R·i² - (T - T_amb) / R_th. With the exact step mean of i² (∫i² dt in
+closed form, ripple included) as heating power P the step is solved exactly:
+T ← T_inf + (T - T_inf)·exp(-dt / (R_th·C)), T_inf = T_amb + P·R_th.
 
 Health in [0, 1] only decreases (``maintain`` resets it): per running hour
 ``wear_per_running_h``·load, per start ``wear_per_start``, per hour and kelvin above
 ``wear_temperature_c``, per hour and ampere above ``current_limit_a``, plus fault terms
-(bearing wear). A failing motor (MOTOR_FAILURE) instead loses health as
+(bearing wear, vibration). A failing motor (MOTOR_FAILURE) instead loses health as
 h ← h_f + (h - h_f)·exp(-dt / ``failure_tau_s``) toward h_f = ``failed_health``, where it sits.
 """
 
@@ -56,6 +59,9 @@ class MotorConfig(ParameterConfig):
     wear_per_kelvin_h: float = 1e-3
     wear_per_overcurrent_ah: float = 0.5
     bearing_wear_per_h: float = 0.05
+    vibration_ripple_a: float = 0.3
+    vibration_hz: float = 3.7
+    vibration_wear_per_h: float = 0.02
     failed_health: float = 0.4
     failure_tau_s: float = 20.0
 
@@ -111,8 +117,8 @@ class Motor:
             self.health = max(0.0, self.health - self.config.wear_per_start)
         self.direction = direction
         self.load = load
-        a, b = self._current_terms()  # the current follows a command at once (small inductance)
-        self.current_a = a + b * math.exp(-self._since_start_s / self.config.inrush_tau_s)
+        # The current follows a command at once (small inductance).
+        self.current_a = self._current_at(self._since_start_s)
 
     def maintain(self) -> None:
         """Maintenance: restore health to 1 (the only way health goes up)."""
@@ -133,16 +139,43 @@ class Motor:
         steady = forced or steady
         return steady, c.inrush_current_a - steady
 
+    def _ripple(self) -> tuple[float, float]:
+        """(amplitude A, angular frequency w) of the current ripple; A is 0 without VIBRATION."""
+        c = self.config
+        amplitude = c.vibration_ripple_a * self.fault_magnitude(FaultKind.VIBRATION)
+        return (amplitude if self.running else 0.0), 2.0 * math.pi * c.vibration_hz
+
+    def _current_at(self, since_start_s: float) -> float:
+        a, b = self._current_terms()
+        amplitude, w = self._ripple()
+        inrush = b * math.exp(-since_start_s / self.config.inrush_tau_s)
+        return a + inrush + amplitude * math.sin(w * since_start_s)
+
     def step(self, dt: float) -> None:
         """Advance current, energy, temperature and health by ``dt`` seconds."""
         c = self.config
         a, b = self._current_terms()
+        amplitude, w = self._ripple()
         tau = c.inrush_tau_s
-        e0 = math.exp(-self._since_start_s / tau)
-        e1 = math.exp(-(self._since_start_s + dt) / tau)
+        s0, s1 = self._since_start_s, self._since_start_s + dt
+        e0, e1 = math.exp(-s0 / tau), math.exp(-s1 / tau)
         charge = a * dt + b * tau * (e0 - e1)
         charge_sq = a * a * dt + 2 * a * b * tau * (e0 - e1) + b * b * tau / 2 * (e0**2 - e1**2)
-        self.current_a = a + b * e1
+        if amplitude:
+            cos0, cos1 = math.cos(w * s0), math.cos(w * s1)
+            sin0, sin1 = math.sin(w * s0), math.sin(w * s1)
+            sin_integral = (cos0 - cos1) / w  # ∫ sin(w s) ds
+            sin_sq_integral = dt / 2 - (math.sin(2 * w * s1) - math.sin(2 * w * s0)) / (4 * w)
+            k = 1.0 / tau
+
+            def decaying_sin(e: float, sin: float, cos: float) -> float:
+                return e * (-k * sin - w * cos) / (k * k + w * w)  # antiderivative of e^-ks sin
+
+            mixed = decaying_sin(e1, sin1, cos1) - decaying_sin(e0, sin0, cos0)
+            charge += amplitude * sin_integral
+            charge_sq += 2 * a * amplitude * sin_integral + amplitude**2 * sin_sq_integral
+            charge_sq += 2 * b * amplitude * mixed
+        self.current_a = a + b * e1 + amplitude * math.sin(w * s1)
         self.energy_wh += c.voltage_v * charge / 3600.0
 
         heating_w = c.winding_resistance_ohm * charge_sq / dt
@@ -166,6 +199,7 @@ class Motor:
         if self.running:
             wear_per_h += c.wear_per_running_h * self.load
             wear_per_h += c.bearing_wear_per_h * self.fault_magnitude(FaultKind.BEARING_WEAR)
+            wear_per_h += c.vibration_wear_per_h * self.fault_magnitude(FaultKind.VIBRATION)
         return self.health - wear_per_h * dt / 3600.0
 
     def snapshot(self, encoder_pulses: int = 0) -> MotorSnapshot:

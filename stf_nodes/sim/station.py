@@ -18,6 +18,12 @@ Requests come from a scheduler that may crash, restart or be replaced (docs of
   a deposed scheduler cannot move anything once its successor has.
 - **Restore.** ``restore`` puts back what the station holds (rack, fork, belt, gripper) from
   the scheduler's durable records after the station restarted; ``restored`` says it happened.
+
+Between tasks, ``checkpoint()`` captures the complete mutable state of a station (every part,
+the task counter, the random generator) and ``load_checkpoint()`` puts it back: a simulation can be
+branched or replayed from a known state (the history generator reuses simulated commands this
+way). Configs and the wiring between parts are not part of a checkpoint: load it into
+the station it came from or one built from the same config.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import random
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from stf_nodes.sim.axis import Axis, AxisConfig
@@ -43,6 +49,7 @@ from stf_nodes.sim.model import (
     Workpiece,
 )
 from stf_nodes.sim.motor import Motor, MotorConfig
+from stf_nodes.sim.params import ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.validation import quote
 
@@ -93,6 +100,26 @@ class _Task:
             message=self.message,
             workpiece=self.workpiece,
         )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The mutable state of a station between tasks (see the module docstring)."""
+
+    station: dict[str, Any]
+    parts: dict[tuple[str, str], dict[str, Any]]
+    rng: Any
+
+
+def _state_of(obj: object, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """An object's own mutable state: plain values, containers copied, references to configs
+    and other parts left out."""
+    state = {}
+    for name, value in vars(obj).items():
+        if name in skip or isinstance(value, (ParameterConfig, Motor, Axis, Sensor, _Parts)):
+            continue
+        state[name] = value.copy() if isinstance(value, (dict, list)) else value
+    return state
 
 
 @dataclass
@@ -175,6 +202,12 @@ class Station(ABC):
     def task(self) -> TaskReport | None:
         """The running task, else the last one."""
         return self._task.report() if self._task else None
+
+    @property
+    def running_task(self) -> str:
+        """The verb of the running task, '' when none runs (cheaper than ``task``)."""
+        task = self._task
+        return task.verb if task is not None and task.status is TaskStatus.RUNNING else ''
 
     @property
     def state(self) -> StationState:
@@ -294,6 +327,36 @@ class Station(ABC):
         parts = [self._part(component_id)] if component_id else self._all_parts()
         for part in parts:
             part.set_fault(None)
+
+    def checkpoint(self) -> Checkpoint:
+        """The station's complete mutable state; only between tasks (raises RuntimeError)."""
+        if self._task is not None and self._task.status is TaskStatus.RUNNING:
+            raise RuntimeError(f'{self.name}: no checkpoint while task {self._task.task_id} runs')
+        station = _state_of(self, frozenset({'_rng', '_task'}))
+        # A finished task keeps only its report; its exhausted steps are not state.
+        station['_task'] = replace(self._task, steps=[]) if self._task else None
+        parts = {
+            **{('axis', n): _state_of(a) for n, a in self.parts.axes.items()},
+            **{('motor', n): _state_of(m) for n, m in self.parts.motors.items()},
+            **{('sensor', n): _state_of(s) for n, s in self.parts.sensors.items()},
+        }
+        return Checkpoint(station=station, parts=parts, rng=self._rng.getstate())
+
+    def load_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Put the state of ``checkpoint`` back (containers are copied, the checkpoint stays
+        reusable)."""
+        groups: dict[str, Mapping[str, object]] = {
+            'axis': self.parts.axes,
+            'motor': self.parts.motors,
+            'sensor': self.parts.sensors,
+        }
+        for obj, state in (
+            (self, checkpoint.station),
+            *((groups[kind][name], part) for (kind, name), part in checkpoint.parts.items()),
+        ):
+            for name, value in state.items():
+                setattr(obj, name, value.copy() if isinstance(value, (dict, list)) else value)
+        self._rng.setstate(checkpoint.rng)
 
     def maintain(self, motor_id: str) -> None:
         """Service a motor: its health returns to 1."""

@@ -26,8 +26,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
-from stf_nodes.storage.models import Base
-
 DEFAULT_DATABASE_URL = 'sqlite:///./stf_digital_twin.db'
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 
@@ -62,11 +60,6 @@ def make_engine(
         _configure_sqlite(engine, busy_timeout_ms=int(busy_timeout_s * 1000))
         return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create every table of the shared metadata that does not exist yet (idempotent)."""
-    Base.metadata.create_all(engine)
 
 
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:

@@ -13,7 +13,7 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge', 'mqtt_bridge']
+STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge', 'mqtt_bridge', 'recorder']
 
 
 @pytest.fixture
@@ -48,6 +48,8 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert node.namespace == '/'
         assert (node.respawn, node.respawn_delay) == (True, 1.0)
         inline: dict[str, object] = {'use_sim_time': False}
+        if node.name == 'recorder':
+            inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
         if node.name == 'scheduler':
             inline['db_url'] = 'sqlite:///./stf_digital_twin.db'
             scheduler_yaml = REPO_ROOT / 'config' / 'scheduler.yaml'

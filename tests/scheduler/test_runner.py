@@ -38,7 +38,7 @@ from stf_nodes.scheduler.runner import (
     TaskResult,
     locate,
 )
-from stf_nodes.storage import create_schema, make_engine
+from stf_nodes.storage import Base, make_engine
 from tests.scheduler.conftest import STOCK, StepClock
 
 STATIONS = ('hbw', 'conveyor', 'vgr')
@@ -231,7 +231,7 @@ class Harness:
 @pytest.fixture
 def queue(tmp_path: Path) -> Iterator[CommandQueue]:
     engine = make_engine(f'sqlite:///{tmp_path / "stf.db"}')
-    create_schema(engine)
+    Base.metadata.create_all(engine)
     yield CommandQueue(engine=engine, clock=StepClock())
     engine.dispose()
 
@@ -395,7 +395,7 @@ def test_keys_stay_unique_when_the_stations_outlive_the_database(
     first = harness.queue.submit_process(source_slot='A2')
     harness.run_until_idle()
     engine = make_engine(f'sqlite:///{tmp_path / "new.db"}')
-    create_schema(engine)
+    Base.metadata.create_all(engine)
     fresh = Harness(CommandQueue(engine=engine, clock=StepClock()), harness.factory, holder='c')
     fresh.now_s = harness.now_s
     fresh.lead()

@@ -16,6 +16,7 @@ from stf_nodes.sim import (
     Vgr,
     Workpiece,
 )
+from stf_nodes.sim.motor import MotorConfig
 
 from .harness import DT, finish, run
 
@@ -66,6 +67,23 @@ def test_motor_faults_raise_running_current_and_heat(
     assert bad.fault == kind
     assert bad.temperature_c > good.temperature_c
     assert bad.health < good.health
+
+
+def test_vibration_ripples_the_running_current_and_wears_faster() -> None:
+    healthy, faulty = conveyor_with_cookie(), conveyor_with_cookie()
+    transport(healthy, None)
+    faulty.inject_fault('CONV_M1', 'VIBRATION', 2.0)
+    currents = []
+    faulty.start_task('transport', target='exit')
+    while faulty.task is not None and faulty.task.status is TaskStatus.RUNNING:
+        faulty.step(0.02)
+        if motor(faulty, 'CONV_M1').running:
+            currents.append(motor(faulty, 'CONV_M1').current_a)
+    assert faulty.task.status is TaskStatus.SUCCEEDED  # vibration does not stop the axis
+    ripple = 2.0 * MotorConfig().vibration_ripple_a
+    assert max(currents) > 1.2 + 0.8 * ripple and min(currents) < 1.2 - 0.8 * ripple
+    assert motor(faulty, 'CONV_M1').fault == 'VIBRATION'
+    assert motor(faulty, 'CONV_M1').health < motor(healthy, 'CONV_M1').health
 
 
 def test_motor_failure_collapses_health_and_blocks_station() -> None:

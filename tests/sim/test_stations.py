@@ -189,3 +189,23 @@ def test_same_seed_gives_identical_snapshots() -> None:
     run(again.conveyor, 1.0)
     values = [f.conveyor.snapshot().sensors[0].value for f in (other, again)]
     assert values[0] != values[1]  # light barrier noise depends on the seed
+
+
+def test_checkpoint_and_restore_replay_a_task_exactly() -> None:
+    """Restoring a checkpoint and running the same task again gives the same snapshot."""
+    hbw = Hbw(seed=7)
+    hbw.inject_fault('HBW_M1_X', 'BEARING_WEAR', 0.5)
+    saved = hbw.checkpoint()
+    runs = []
+    for _ in range(2):
+        hbw.load_checkpoint(saved)
+        hbw.start_task('retrieve', target='B2')
+        report = finish(hbw)
+        runs.append((report, hbw.snapshot(), dict(hbw.slots)))
+    assert runs[0] == runs[1]
+    assert runs[0][2]['B2'] is None and hbw.fork is None  # handed over
+    hbw.load_checkpoint(saved)
+    assert hbw.slots['B2'] is not None and hbw.snapshot().motors[0].energy_wh == 0.0
+    hbw.start_task('move', target='A1')
+    with pytest.raises(RuntimeError, match='no checkpoint while task'):
+        hbw.checkpoint()

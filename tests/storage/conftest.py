@@ -3,9 +3,9 @@
 SQLite gets a file in the test's ``tmp_path``. For each server, one scratch database
 ``stf_test_<random>`` is created per test session (so concurrent test runs never meet) and
 dropped at the end; each test starts from freshly created tables. A server that does not answer
-skips its parameter with the reason (fails it under ``CI=true``: ``tests.conftest.unavailable``).
-Override the server URLs with ``STF_TEST_POSTGRES_URL`` and
-``STF_TEST_MARIADB_URL``.
+skips its parameter with the reason (fails under ``CI=true``). Override the server URLs with
+``STF_TEST_POSTGRES_URL`` and ``STF_TEST_MARIADB_URL``. ``own_database`` gives a test a
+database of its own (migration tests need an empty one, not just empty tables).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
-from stf_nodes.storage import Base, create_schema, make_engine, normalize_url
+from stf_nodes.storage import Base, make_engine, normalize_url
 from tests.conftest import unavailable
 
 SERVERS = {
@@ -81,6 +81,28 @@ def _admin(url: URL) -> Iterator[Connection]:
         engine.dispose()
 
 
+@contextmanager
+def own_database(backend: str, directory: Path) -> Iterator[URL | str]:
+    """A new, empty database of ``backend`` (a file in ``directory`` for SQLite), dropped after."""
+    if backend == 'sqlite':
+        yield f'sqlite:///{directory / "own.db"}'
+        return
+    name = f'stf_own_{uuid.uuid4().hex[:12]}'
+    server = normalize_url(SERVERS[backend])
+    try:
+        with _admin(server) as connection:
+            charset = ' CHARACTER SET utf8mb4' if backend == 'mariadb' else ''
+            connection.execute(text(f'CREATE DATABASE {name}{charset}'))
+    except OperationalError as error:
+        unavailable(f'{backend} server unreachable: {str(error).splitlines()[0]}')
+    try:
+        yield server.set(database=name)
+    finally:
+        force = ' WITH (FORCE)' if backend == 'postgresql' else ''
+        with _admin(server) as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS {name}{force}'))
+
+
 @pytest.fixture(scope='session')
 def scratch_databases() -> Iterator[ScratchDatabases]:
     databases = ScratchDatabases()
@@ -99,9 +121,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL | str:
 
 @pytest.fixture
 def engine(database_url: URL | str) -> Iterator[Engine]:
-    """An engine on ``database_url`` with the schema freshly created."""
+    """An engine on ``database_url`` with the schema freshly created.
+
+    The tables come straight from ``Base.metadata`` (fast); ``test_migrations`` checks that the
+    migrations build exactly the same schema.
+    """
     engine = make_engine(database_url)
     Base.metadata.drop_all(engine)
-    create_schema(engine)
+    Base.metadata.create_all(engine)
     yield engine
     engine.dispose()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from stf_nodes.storage import create_schema, make_engine, normalize_url
+from stf_nodes.storage import make_engine, normalize_url
 from stf_nodes.storage.models import CommandEventRow, CommandRow
 
 
@@ -43,12 +43,6 @@ def test_sqlite_runs_in_wal_mode_with_pragmas(tmp_path) -> None:
         'foreign_keys': 1,
         'busy_timeout': 3000,
     }
-
-
-def test_schema_creation_is_idempotent(engine: Engine) -> None:
-    create_schema(engine)
-    tables = set(inspect(engine).get_table_names())
-    assert {'commands', 'command_events', 'inventory', 'inventory_events'} <= tables
 
 
 def test_timestamps_keep_utc_and_microseconds(engine: Engine) -> None:
