@@ -25,7 +25,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   rack from the database, the station holding the cookie in flight gets the cookie back. A
   restored station that disagrees with the records raises a ``CONTENTS_MISMATCH`` alert naming
   both views and is restored from the records (the database wins; it is never overwritten
-  from a station).
+  from a station). While a step is journalled STARTED and its outcome is unknown (after a
+  takeover, or a lost reply), its station may also hold what the step leaves: the result is
+  asked for under the step's key before anything is restored.
 - *Idempotent steps.* Each attempt has a key ``<command>/<P|R><index>/<attempt>``; a station
   that already ran it answers with that task's result instead of running it again. After a
   crash the STARTED step is sent again with the same key: a station that finished it reports
@@ -529,8 +531,8 @@ class CommandRunner:
             self._changed_s = now_s
         if view.stamp_s < self._changed_s:
             return f'{station} has not reported since the last change'
-        expected = self._expected(station)
-        if view.restored and _matches(view, expected):
+        expected, *finished = self._expected(station)
+        if view.restored and any(_matches(view, c) for c in (expected, *finished)):
             return ''
         if view.restored:
             self._alert_sink(
@@ -544,20 +546,29 @@ class CommandRunner:
         self._restores[station] = self._link.restore(station, expected, self.token)
         return f'{station} is being restored'
 
-    def _expected(self, station: str) -> Contents:
-        """What ``station`` holds according to the records and the job in hand."""
+    def _expected(self, station: str) -> tuple[Contents, ...]:
+        """What ``station`` holds according to the records and the job in hand; then, while
+        an attempt of ``station`` is journalled STARTED with its outcome unknown (the
+        scheduler died, or the reply was lost), what it holds if it finished that attempt:
+        its result is asked for under its key next, so neither is a mismatch."""
         job = self._job
-        location = job.location if job is not None else ''
-        workpiece = job.workpiece if job is not None else Workpiece()
-        holder = holder_of(location)
-        holds = holder is not None and holder.station == station and not slot_of(location)
-        contents = Contents(
-            workpiece=workpiece if holds else Workpiece(),
-            place=holder.part if holds and holder else '',
-        )
-        if station == 'hbw':
-            contents = replace(contents, rack=self._queue.inventory())
-        return contents
+        rack = self._queue.inventory() if station == 'hbw' else ()
+        if job is None:
+            return (_contents(station, '', Workpiece(), rack),)
+        expected = [_contents(station, job.location, job.workpiece, rack)]
+        record = job.open
+        if record is not None and record.state is StepState.STARTED and record.station == station:
+            step = _step_of(record, self._settings.plan)
+            change = step.slot_change(job.workpiece)
+            if change is not None:
+                rack = tuple(
+                    replace(entry, workpiece=change.workpiece)
+                    if entry.slot == change.slot
+                    else entry
+                    for entry in rack
+                )
+            expected.append(_contents(station, step.destination, job.workpiece, rack))
+        return tuple(expected)
 
     def _wait(self, job: _Job, reason: str, now_s: float) -> bool:
         """Note that ``job`` waits for a station; True once it waited ``station_wait_s``."""
@@ -864,6 +875,20 @@ def _held_place(station: str, view: StationView, workpiece_id: str) -> str:
     if not workpiece_id or view.holding.id != workpiece_id:
         return ''
     return {'hbw': HBW_FORK, 'vgr': GRIPPER}.get(station, 'belt')
+
+
+def _contents(
+    station: str, location: str, workpiece: Workpiece, rack: tuple[InventorySlot, ...]
+) -> Contents:
+    """What ``station`` holds when ``workpiece`` is at ``location`` and the rack is ``rack``
+    (the HBW's; empty for the others)."""
+    holder = holder_of(location)
+    holds = holder is not None and holder.station == station and not slot_of(location)
+    return Contents(
+        workpiece=workpiece if holds else Workpiece(),
+        place=holder.part if holds and holder else '',
+        rack=rack,
+    )
 
 
 def _matches(view: StationView, expected: Contents) -> bool:

@@ -378,6 +378,37 @@ def test_a_restarted_scheduler_resumes_and_a_finished_step_is_not_run_again(
     assert harness.runs(in_flight.station).count(label) == runs_before  # and not run twice
 
 
+@pytest.mark.parametrize(
+    'label', ['hbw retrieve A1', 'vgr place oven', 'conveyor unload exit', 'hbw store A1']
+)
+def test_a_successor_accepts_a_station_that_finished_the_step_in_flight(
+    harness: Harness, queue: CommandQueue, label: str
+) -> None:
+    """The leader dies after its station finished a step and before the result was journalled:
+    the station holds what the step left (a cookie already placed, a slot already emptied).
+    The successor asks for the step's result under its key; it must not first "restore" the
+    station to the step's start (a phantom cookie in the gripper or the rack, and a false
+    CONTENTS_MISMATCH alert)."""
+    command = harness.queue.submit_process()
+    station = label.split()[0]
+    while not (
+        (last := queue.last_step(command.id)) is not None
+        and last.state is StepState.STARTED
+        and f'{last.station} {last.verb} {last.target}' == label
+    ):
+        harness.tick()  # the fake station runs the step as soon as it is sent
+    restores = len(harness.factory.restores)
+    successor = Harness(queue, harness.factory, holder='b')
+    successor.now_s = harness.now_s + 1e6  # long after the old lease expired
+    successor.lead()
+    successor.run_until_idle()
+    assert successor.record(command.id).status is CommandStatus.COMPLETED
+    assert 'CONTENTS_MISMATCH' not in successor.codes(), [a[3] for a in successor.alerts]
+    assert [s for s, _ in harness.factory.restores[restores:]] == []
+    assert harness.factory.rack['A1'] == harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
+    assert not harness.factory.stations[station].holding.present
+
+
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:
     command = harness.queue.submit_process(source_slot='A2')
     harness.factory.hang.add('conveyor transport exit')
