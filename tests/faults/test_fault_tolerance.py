@@ -96,6 +96,7 @@ DRAIN_TIMEOUT_S = 150.0
 #: Orders kept waiting at most (keeps the final drain short).
 QUEUE_DEPTH = 2
 _TASK_STARTED = re.compile(r'^\[(\w+)\] .*\]: task (\d+) started: (\w+ \w+) \(key ([^)]+)\)')
+LEADING = r'^\[scheduler(_2)?\] .*: leading \(lease'
 _NODE_STARTED = re.compile(r'^\[launch\] (\w+) started with pid (\d+)')
 
 
@@ -143,6 +144,13 @@ class Launch:
         code, stderr = self.run.finish(timeout=30)
         assert code == 0, f'stf launch exited with {code}: {stderr}'
         wait_until(lambda: not any(pid_alive(pid) for pid in tree), timeout=10)
+
+    def power_off(self) -> None:
+        """kill -9 of the launcher and every process it started, all at once."""
+        for pid in (self.run.process.pid, *descendants(self.run.process.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.run.process.wait(timeout=10)
 
     def cleanup(self) -> None:
         """Its output into ``log``; after a failed test: nothing of this launch survives."""
@@ -433,9 +441,8 @@ def test_nothing_lost_under_kill_9_router_crash_and_restart(
     started = time.monotonic()
 
     def launch() -> Launch:
-        factory = Launch(tmp_path, args, log=tmp_path / f'launch-{len(launches) + 1}.log')
-        launches.append(factory)
-        factory.wait_for(r'^\[scheduler(_2)?\] .*: leading \(lease', since=0, timeout=90)
+        factory = start_factory(launches, tmp_path, args)
+        factory.wait_for(LEADING, since=0, timeout=90)
         return factory
 
     first = launch()
@@ -482,6 +489,62 @@ def test_nothing_lost_under_kill_9_router_crash_and_restart(
     print(f'\n{report.summary}')
     report.check(engine, lines)
     assert hbw and published, report.summary
+
+
+@pytest.mark.faults_long
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason='a respawned clock restarts sim time from the wall clock, far behind the lease '
+    'expiry the dead leader wrote in sim time: no scheduler leads until sim time catches up',
+)
+@pytest.mark.timeout(600)
+def test_after_a_power_loss_a_scheduler_leads_again_at_once(
+    launches: list[Launch], operators: list[Operator], tmp_path: Path
+) -> None:
+    """Every process of the factory is killed at once (a power loss: no clean shutdown releases
+    the lease), after it ran long enough at 20x for its sim clock to be 20 minutes ahead of the
+    wall clock. On the next `stf launch` a scheduler must take the lease as after any leader's
+    death, and resume the command that was running."""
+    db_url = f'sqlite:///{tmp_path / "stf.db"}'
+    args = ['use_sim_time:=true', 'time_scale:=20', 'scheduler_replicas:=2', f'db_url:={db_url}']
+    engine = make_engine(db_url)
+    first = start_factory(launches, tmp_path, args)
+    first.wait_for(LEADING, since=0, timeout=90)
+    ahead_s = 1200.0  # sim time ahead of wall time; it grows 19 s per wall second at 20x
+    wait_until(
+        lambda: _lease_expiry_ns(engine) - time.time_ns() > ahead_s * 1e9,
+        timeout=ahead_s / 19 + 60,
+        interval=1.0,
+    )
+    operator = Operator(seed=9)
+    operators.append(operator)
+    reply = operator.call(ProcessOrder, 'stf/order/process')
+    assert reply is not None and reply.accepted, reply
+    operator.wait_step('vgr', timeout=30)  # the cookie is out of the rack
+    first.power_off()
+
+    second = start_factory(launches, tmp_path, args)
+    restarted = time.monotonic()
+    second.wait_for(LEADING, since=0, timeout=30)
+    print(f'\nafter the power loss a scheduler leads in {time.monotonic() - restarted:.1f} s')
+    queue = CommandQueue(engine=engine)
+    final = wait_until(
+        lambda: (c := queue.get(reply.command_id)) is not None and c.status in FINAL and c,
+        timeout=60,
+    )
+    assert final.status is CommandStatus.COMPLETED, final.message
+
+
+def start_factory(launches: list[Launch], directory: Path, args: list[str]) -> Launch:
+    factory = Launch(directory, args, log=directory / f'launch-{len(launches) + 1}.log')
+    launches.append(factory)
+    return factory
+
+
+def _lease_expiry_ns(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(SchedulerLeaseRow.expires_ns)) or 0
 
 
 def _settled(queue: CommandQueue) -> bool:
