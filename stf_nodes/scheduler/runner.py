@@ -47,6 +47,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
 - *Fencing.* Every write carries this scheduler's lease token (:meth:`fence`) and every task
   and restore carries it to the station: once another scheduler has taken over, nothing this
   one sends or writes takes effect (``queue.LeaseLost`` ends its turn).
+- *Node time may jump back* (a respawned clock node restarts sim time from the wall clock,
+  far behind): the runner moves its marks (waits, deadlines, the last change) with the jump,
+  and a station state stamped far ahead of now is from before the jump: not fresh.
 - *Commit, then announce.* Each transition is committed before ``announce`` is called with
   the returned record; ``inventory_changed`` follows every change of the rack or of a
   cookie's place.
@@ -341,6 +344,8 @@ class CommandRunner:
         self._restores: dict[str, RestorePoll] = {}
         #: Node time of the last change to the records (station views must be newer to count).
         self._changed_s = float('-inf')
+        #: Node time of the latest tick (to notice time jumping back).
+        self._now_s = float('-inf')
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -394,6 +399,9 @@ class CommandRunner:
 
         Raises ``LeaseLost`` when another scheduler has taken over, and the database's errors
         (nothing in memory changed; the same tick is tried again)."""
+        if now_s < self._now_s:
+            self._time_jumped_back(now_s - self._now_s)
+        self._now_s = now_s
         if not self.token:
             return
         job = self._job
@@ -415,6 +423,24 @@ class CommandRunner:
             self._resend(job, job.open, now_s)
         else:
             self._next_step(job, now_s)
+
+    def _time_jumped_back(self, shift_s: float) -> None:
+        """Node time went back by ``-shift_s`` (a respawned /clock restarts sim time from the
+        wall clock): every mark taken on the old time line moves with it, so waits, timeouts
+        and "reported since the last change" keep their meaning."""
+        self._log(f'node time jumped back {-shift_s:.1f} s')
+        self._changed_s += shift_s
+        self._next_poll_s = float('-inf')
+        job = self._job
+        if job is None:
+            return
+        if job.waiting_since_s is not None:
+            job.waiting_since_s += shift_s
+        if job.failed_s is not None:
+            job.failed_s += shift_s
+        if job.flight is not None:
+            job.flight.sent_s += shift_s
+            job.flight.deadline_s += shift_s
 
     # -- choosing the job ------------------------------------------------------------------
 
@@ -489,7 +515,7 @@ class CommandRunner:
         views = self._link.views()
         for station in sorted(stations):
             view = views.get(station)
-            if view is None or now_s - view.stamp_s > self._settings.stale_after_s:
+            if view is None or not self._fresh(view, now_s):
                 reason = f'{station} is not running (no fresh state)'
             elif not view.able:
                 reason = f'{station} is {view.condition}'
@@ -503,6 +529,11 @@ class CommandRunner:
             return reason
         return ''
 
+    def _fresh(self, view: StationView, now_s: float) -> bool:
+        """The station reported lately; a stamp far ahead of ``now_s`` is from before time
+        jumped back, not from now."""
+        return abs(now_s - view.stamp_s) <= self._settings.stale_after_s
+
     def _sync_idle(self, now_s: float) -> bool:
         """With no job: every station that is up holds what the records say (restored after a
         restart). False when one could not be checked yet."""
@@ -510,9 +541,7 @@ class CommandRunner:
         waiting = [
             self._sync(station, view, now_s)
             for station, view in views.items()
-            if station in self._stations
-            and view.able
-            and now_s - view.stamp_s <= self._settings.stale_after_s
+            if station in self._stations and view.able and self._fresh(view, now_s)
         ]
         return not any(waiting)
 

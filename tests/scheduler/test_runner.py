@@ -409,6 +409,21 @@ def test_a_successor_accepts_a_station_that_finished_the_step_in_flight(
     assert not harness.factory.stations[station].holding.present
 
 
+def test_sim_time_that_jumps_back_mid_command_does_not_fail_it(harness: Harness) -> None:
+    """A respawned /clock restarts sim time from the wall clock: node time jumps back by far
+    more than ``station_wait_s``. The command in hand goes on; no station is taken for
+    "not reported since the last change" because its new stamps are smaller than the marks
+    taken before the jump."""
+    command = harness.queue.submit_process()
+    harness.tick(8)
+    assert harness.record(command.id).status is CommandStatus.IN_PROGRESS
+    harness.now_s -= 1000.0  # the stations follow the same /clock: their stamps jump too
+    harness.run_until_idle()
+    final = harness.record(command.id)
+    assert final.status is CommandStatus.COMPLETED, final.message
+    assert harness.factory.rack['A1'] == harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
+
+
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:
     command = harness.queue.submit_process(source_slot='A2')
     harness.factory.hang.add('conveyor transport exit')
