@@ -15,7 +15,8 @@ the lease; when the leader dies its lease expires after `lease_s` and a standby 
 resuming the running command where the journal says it stands. A leader that loses its lease
 (expired while the database was away, or taken) stops at once: every write and station request
 carries its fencing token, which the database and the stations refuse once a newer leader has
-written.
+written; an order or cancel request it still held when it lost the lease is refused ("no
+longer leads"), with nothing written.
 
 Services (relative names, so a launch namespace prefixes them):
 - `stf/order/process` (ProcessOrder): bake a RAW_DOUGH cookie. Without `source_slot` the rack is
@@ -319,6 +320,13 @@ class SchedulerNode(runtime.Node):
         try:
             if problem:
                 raise Rejected(problem)
+            if not self.leading:
+                # A request the executor still held when this node lost the lease: the new
+                # leader takes writes (and would not announce this one); nothing is written.
+                raise Rejected(
+                    f'this scheduler no longer leads (a standby took over); nothing {action}: '
+                    'send the request again'
+                )
             return call()
         except Rejected as exc:
             response.accepted, response.message = False, exc.reason

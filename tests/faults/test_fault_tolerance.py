@@ -484,7 +484,7 @@ def test_nothing_lost_under_kill_9_router_crash_and_restart(
 
     lines = first.lines + second.lines
     report = Report.gather(
-        engine, operator.orders, chaos.attacks, lines, time.monotonic() - started
+        engine, operator.orders, chaos.attacks, lines, time.monotonic() - started, launches=2
     )
     print(f'\n{report.summary}')
     report.check(engine, lines)
@@ -587,12 +587,14 @@ class Report:
     orders: Orders
     attacks: Attacks
     wall_s: float
+    launches: int
     outcomes: Counter[str]
     #: Journal rows sent again with their key (after a crash, or a station that did not answer).
     resent: int
     #: Attempts after a failed one (new key).
     retries: int
     restores: int
+    #: Leases taken after the first of each launch (a scheduler died, or the lease was lost).
     takeovers: int
     #: Leaders that found their lease taken while alive.
     deposed: int
@@ -603,7 +605,14 @@ class Report:
 
     @classmethod
     def gather(
-        cls, engine: Engine, orders: Orders, attacks: Attacks, lines: list[str], wall_s: float
+        cls,
+        engine: Engine,
+        orders: Orders,
+        attacks: Attacks,
+        lines: list[str],
+        wall_s: float,
+        *,
+        launches: int,
     ) -> Report:
         with engine.connect() as connection:
             commands = connection.execute(select(CommandRow)).all()
@@ -614,11 +623,12 @@ class Report:
             orders=orders,
             attacks=attacks,
             wall_s=wall_s,
+            launches=launches,
             outcomes=Counter(CommandStatus(row.status).name for row in commands),
             resent=sum(count - 1 for count in scheduler_sends.values()),
             retries=sum(1 for row in steps if row.attempt > 1),
             restores=sum(1 for line in lines if re.search(r'\]: \w+ restored: holds', line)),
-            takeovers=sum(1 for line in lines if re.search(r'\]: leading \(lease', line)),
+            takeovers=sum(1 for line in lines if re.search(LEADING, line)) - launches,
             deposed=sum(1 for line in lines if 'standing by: another scheduler took' in line),
             mismatches=sum(1 for line in lines if 'alert CONTENTS_MISMATCH' in line),
             lost=sum(1 for line in lines if 'alert WORKPIECE_LOST' in line),
@@ -632,10 +642,11 @@ class Report:
             f'fault run: {self.wall_s:.0f} s wall; orders accepted {len(self.orders.accepted)} '
             f'({dict(kinds)}), refused {dict(self.orders.refused)}, unanswered '
             f'{self.orders.unanswered}; kills {dict(self.attacks.kills)} (leader '
-            f'{self.attacks.leader_kills}), factory restarts 1; outcomes {dict(self.outcomes)}; '
+            f'{self.attacks.leader_kills}), factory restarts {self.launches - 1}; outcomes '
+            f'{dict(self.outcomes)}; '
             f'steps resent with their key {self.resent}, retried {self.retries}, task keys '
             f'run again on a respawned station {self.rerun_keys}; restores {self.restores}; '
-            f'leases taken {self.takeovers} (from a live leader {self.deposed}); '
+            f'takeovers {self.takeovers} (from a live leader {self.deposed}); '
             f'CONTENTS_MISMATCH {self.mismatches}; WORKPIECE_LOST {self.lost}'
         )
 
