@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select, update
@@ -130,6 +130,7 @@ _CANCEL_PENDING = (
     )
 )
 _PENDING_CANCELLED = 'cancelled while queued'
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _utcnow() -> datetime:
@@ -341,12 +342,18 @@ class CommandQueue:
         workpiece: Workpiece,
     ) -> tuple[StepRecord, CommandRecord]:
         """Journal an attempt of ``step`` as STARTED (the task is sent afterwards); its key is
-        ``<command>/<P|R><index>/<attempt>``. Returns the entry and the command."""
+        ``<command>.<created>/<P|R><index>/<attempt>``. Returns the entry and the command.
+
+        ``<created>`` is the command's submission time (microseconds, hex): command ids start
+        again in a new database while the stations, which remember keys, may keep running;
+        without it a new command's step would be taken for an old one's and not run."""
         now = self._clock()
-        key = f'{command_id}/{"P" if phase is Phase.PLAN else "R"}{index}/{attempt}'
         with self._transaction() as session:
             _check_fence(session, fence)
             command = _lock_command(session, command_id, (*_ACTIVE, *_FINISHED))
+            created_us = (command.created_at - _EPOCH) // timedelta(microseconds=1)
+            key = f'{command_id}.{created_us:x}/{"P" if phase is Phase.PLAN else "R"}'
+            key += f'{index}/{attempt}'
             row = CommandStepRow(
                 command_id=command_id,
                 phase=int(phase),

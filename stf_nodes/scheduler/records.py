@@ -156,7 +156,8 @@ class StepState(IntEnum):
 class StepRecord:
     """One attempt of one station task of a command, as journalled (``command_steps``).
 
-    ``key`` (``<command>/<P|R><index>/<attempt>``) is the station's idempotency key;
+    ``key`` (``<command>.<created>/<P|R><index>/<attempt>``, ``<created>`` the command's
+    submission time in hex microseconds) is the station's idempotency key;
     ``workpiece`` is what the task was sent with, and once SUCCEEDED what it ended with.
     """
 

@@ -28,8 +28,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   from a station). While a step is journalled STARTED and its outcome is unknown (after a
   takeover, or a lost reply), its station may also hold what the step leaves: the result is
   asked for under the step's key before anything is restored.
-- *Idempotent steps.* Each attempt has a key ``<command>/<P|R><index>/<attempt>``; a station
-  that already ran it answers with that task's result instead of running it again. After a
+- *Idempotent steps.* Each attempt has a key ``<command>.<created>/<P|R><index>/<attempt>``
+  (the submission time makes it unique beyond one database: stations outlive databases); a
+  station that already ran it answers with that task's result instead of running it again. After a
   crash the STARTED step is sent again with the same key: a station that finished it reports
   the result, one that restarted meanwhile runs it (its contents restored first).
 - *Failures are retried, bounded.* A step refused or failed is journalled FAILED with where

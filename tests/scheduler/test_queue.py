@@ -40,7 +40,7 @@ from stf_nodes.storage.models import (
     InventoryRow,
 )
 from stf_nodes.workpieces import FLAVORS
-from tests.scheduler.conftest import RAW, SLOTS, lead, queue_engine
+from tests.scheduler.conftest import RAW, SLOTS, lead, queue_engine, step_key
 
 NOT_AN_ID = re.compile(r'[^A-Za-z0-9_.:-]|^[_.:-]|^.{33}')
 
@@ -329,7 +329,8 @@ def _run_plan(queue: CommandQueue, command: CommandRecord, fence: Fence) -> Comm
         record, _ = queue.begin_step(
             command.id, step, fence, phase=Phase.PLAN, index=index, attempt=1, workpiece=workpiece
         )
-        assert record.key == f'{command.id}/P{index}/1' and record.state is StepState.STARTED
+        assert step_key(record.key) == (command.id, f'P{index}/1')
+        assert record.state is StepState.STARTED
         if step.verb == 'bake':
             workpiece = replace(workpiece, status=WorkpieceStatus.BAKED)
         queue.end_step(
@@ -374,7 +375,8 @@ def test_process_runs_to_completion_with_every_transition_recorded(queue: Comman
         (done.id, ''),  # taken out by 'hbw retrieve A2'
         (done.id, 'w-a2'),  # stored back BAKED
     ]
-    assert history[1].reason == f'after step {done.id}/P0/1'
+    assert history[1].reason == f'after step {queue.steps(done.id)[0].key}'
+    assert step_key(queue.steps(done.id)[0].key) == (done.id, 'P0/1')
 
 
 def test_store_and_retrieve_change_the_inventory(queue: CommandQueue) -> None:

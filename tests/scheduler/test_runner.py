@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ from stf_nodes.scheduler.runner import (
     locate,
 )
 from stf_nodes.storage import create_schema, make_engine
-from tests.scheduler.conftest import STOCK, StepClock
+from tests.scheduler.conftest import STOCK, StepClock, step_key
 
 STATIONS = ('hbw', 'conveyor', 'vgr')
 SETTINGS = RunnerSettings(
@@ -256,7 +257,7 @@ def test_process_runs_every_step_carrying_the_cookie(harness: Harness) -> None:
     assert harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
     assert harness.factory.rack['A1'] == harness.slot('A1')
     steps = harness.queue.steps(command.id)
-    assert [s.key for s in steps] == [f'{command.id}/P{i}/1' for i in range(13)]
+    assert [step_key(s.key) for s in steps] == [(command.id, f'P{i}/1') for i in range(13)]
     assert all(s.state is StepState.SUCCEEDED for s in steps)
     statuses = [r.status for r in harness.announced]
     assert statuses[0] is CommandStatus.IN_PROGRESS and statuses[-1] is CommandStatus.COMPLETED
@@ -297,8 +298,8 @@ def test_a_refused_step_is_retried_then_the_command_fails_and_its_cookie_comes_b
     assert failed.status is CommandStatus.FAILED
     assert 'vgr pick conveyor failed 3 times' in failed.message
     assert 'is at conveyor pickup' in failed.message and failed.message.endswith('returned to A2')
-    keys = [s.key for s in harness.queue.steps(command.id) if s.verb == 'pick']
-    assert keys == [f'{command.id}/P4/1', f'{command.id}/P4/2', f'{command.id}/P4/3']
+    keys = [step_key(s.key) for s in harness.queue.steps(command.id) if s.verb == 'pick']
+    assert keys == [(command.id, 'P4/1'), (command.id, 'P4/2'), (command.id, 'P4/3')]
     assert harness.slot('A2') == Workpiece('w-a2', 'VANILLA', RAW)
     assert harness.factory.rack['A2'] == harness.slot('A2')
     assert 'COMMAND_FAILED' in harness.codes()
@@ -422,6 +423,34 @@ def test_sim_time_that_jumps_back_mid_command_does_not_fail_it(harness: Harness)
     final = harness.record(command.id)
     assert final.status is CommandStatus.COMPLETED, final.message
     assert harness.factory.rack['A1'] == harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
+
+
+def test_stations_that_outlive_the_database_run_the_steps_of_a_new_one(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The stations keep running while the scheduler starts over on a new database (its
+    command ids start at 1 again). A task key of the new database's command 1 must not match
+    the key of the old database's command 1 that the stations remember: the step would be
+    reported done without running, with the old task's cookie."""
+    baked = harness.queue.submit_process(source_slot='A1')
+    harness.run_until_idle()
+    assert harness.record(baked.id).status is CommandStatus.COMPLETED
+    engine = make_engine(f'sqlite:///{tmp_path / "second.db"}')
+    create_schema(engine)
+    later = StepClock()
+    later.now += timedelta(hours=1)  # the new database's commands are made later
+    fresh = Harness(CommandQueue(engine=engine, clock=later), harness.factory, holder='b')
+    fresh.now_s = harness.now_s
+    fresh.lead()
+    fresh.tick(10)  # seeded from the HBW as it is now
+    shipped = fresh.queue.submit_retrieve(slot='A2')
+    assert shipped.id == baked.id  # ids start over
+    fresh.run_until_idle()
+    assert fresh.record(shipped.id).status is CommandStatus.COMPLETED
+    assert fresh.runs('hbw')[-1] == 'retrieve A2'  # really run, not taken for command 1's
+    assert not fresh.slot('A2').present and fresh.slot('A1').status is BAKED
+    assert fresh.factory.rack['A1'] == fresh.slot('A1')
+    engine.dispose()
 
 
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:
