@@ -8,14 +8,16 @@ clients (`stf_nodes.station_clients`) and holds the lease.
 
 Hot standby: several schedulers may share one database (`scheduler_replicas:=2` in
 `factory.launch.xml`; PostgreSQL across hosts, SQLite on one host). The one that holds the lease
-(`scheduler_leases`: a heartbeat it counts up every `lease_s / 4` of node time) leads: it runs
+(`scheduler_leases`: a heartbeat it counts up every `lease_s / 4` of steady time) leads: it runs
 the commands, restores stations, publishes `stf/commands` and `stf/inventory` and serves every
 service. The others answer the read-only services (`stf/command/list`, `stf/inventory/get`)
 and watch the heartbeat; when it stands still for `lease_s` on their own clock (no clocks are
 compared: hosts may disagree, a sim clock may restart) one of them takes the lease and resumes
 the running command where the journal says it stands. A leader that could not renew for
 `lease_s` stops by itself, and every write and station request carries its fencing token,
-which the database and the stations refuse once a newer leader has written.
+which the database and the stations refuse once a newer leader has written; an order or cancel
+request it still held when it lost the lease is refused ("no longer leads"), with nothing
+written.
 
 Services (relative names, so a launch namespace prefixes them):
 - `stf/order/process` (ProcessOrder): bake a RAW_DOUGH cookie. Without `source_slot` the rack is
@@ -56,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -132,7 +135,8 @@ class SchedulerNode(runtime.Node):
             lease_s=self._number(
                 'lease_s',
                 defaults.lease_s,
-                'lease duration: a standby takes over when the heartbeat stood still this long, s',
+                'lease duration, steady (real) time: a standby takes over when the heartbeat '
+                'stood still this long, s',
             ),
         )
         self._lease_s = settings.lease_s
@@ -167,7 +171,8 @@ class SchedulerNode(runtime.Node):
         self.create_service(ListCommands, 'stf/command/list', self._on_list)
         self.create_service(GetInventory, 'stf/inventory/get', self._on_get_inventory)
         self._leader_entities: list[Any] = []
-        self.create_timer(self._lease_s / 4, self._on_lease)
+        # The lease runs on steady time (see stf_nodes.scheduler.runner: Fencing).
+        self.create_timer(self._lease_s / 4, self._on_lease, clock=runtime.SteadyClock())
         self.create_timer(1.0 / tick_rate, self._on_tick)
         self.get_logger().info(
             f'scheduler {self._holder} on {engine.url.render_as_string()}; '
@@ -187,7 +192,7 @@ class SchedulerNode(runtime.Node):
         return bool(self._runner.token)
 
     def _on_lease(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
+        now_ns = time.monotonic_ns()
         try:
             token = self._queue.acquire_lease(
                 self._lease_name,
@@ -200,18 +205,17 @@ class SchedulerNode(runtime.Node):
                 f'database error on the lease: {exc}', throttle_duration_sec=5.0
             )
             return
-        now_s = now_ns / 1e9
         if token and token != self._runner.token:
             if self.leading:  # a new token: it was lost and taken again meanwhile
                 self._follow('the lease was taken meanwhile')
-            self._lead(token, now_s)
+            self._lead(token)
         elif token:
-            self._runner.renewed(now_s)
+            self._runner.renewed()
         elif self.leading:
             self._follow('another scheduler took the lease')
 
-    def _lead(self, token: int, now_s: float) -> None:
-        self._runner.lead(token, now_s)
+    def _lead(self, token: int) -> None:
+        self._runner.lead(token)
         self._commands_pub = self.create_publisher(
             CommandStatusMsg, 'stf/commands', RELIABLE_EVENTS
         )
@@ -326,6 +330,13 @@ class SchedulerNode(runtime.Node):
         try:
             if problem:
                 raise Rejected(problem)
+            if not self.leading:
+                # A request the executor still held when this node lost the lease: the new
+                # leader takes writes (and would not announce this one); nothing is written.
+                raise Rejected(
+                    f'this scheduler no longer leads (a standby took over); nothing {action}: '
+                    'send the request again'
+                )
             return call()
         except Rejected as exc:
             response.accepted, response.message = False, exc.reason

@@ -13,7 +13,7 @@ from typing import Any
 
 from stf_nodes import exit_codes
 from stf_nodes.runtime.arguments import parse_ros_args
-from stf_nodes.runtime.clock import Clock, Duration, Time
+from stf_nodes.runtime.clock import Clock, Duration, SteadyClock, Time
 from stf_nodes.runtime.context import (
     Context,
     RouterUnavailableError,
@@ -64,6 +64,7 @@ __all__ = [
     'Service',
     'ServiceError',
     'SingleThreadedExecutor',
+    'SteadyClock',
     'Time',
     'Timer',
     'get_default_context',

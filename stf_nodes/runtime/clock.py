@@ -97,3 +97,18 @@ class Clock:
         while self.now().nanoseconds < deadline:
             remaining = (deadline - self.now().nanoseconds) / _NS
             time.sleep(min(remaining, 0.01) if not self.ros_time_is_active else 0.001)
+
+
+class SteadyClock(Clock):
+    """Monotonic time (rclpy's STEADY_TIME): neither `/clock` nor changes of the system time
+    move it. For what must be real time whatever the simulation does, such as the scheduler's
+    lease: under a 20x sim clock a lease on ROS time would last a twentieth of a second."""
+
+    def set_sim_time(self, active: bool) -> None:
+        return
+
+    def set_sim_now(self, nanoseconds: int) -> None:
+        return
+
+    def now(self) -> Time:
+        return Time(time.monotonic_ns())

@@ -302,8 +302,11 @@ class Node:
         self.clients.append(client)
         return client
 
-    def create_timer(self, timer_period_sec: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(self, timer_period_sec, callback, self._clock)
+    def create_timer(
+        self, timer_period_sec: float, callback: Callable[[], None], *, clock: Clock | None = None
+    ) -> Timer:
+        """A timer on the node's clock (ROS time), or on ``clock`` (e.g. a SteadyClock)."""
+        timer = Timer(self, timer_period_sec, callback, clock or self._clock)
         self.timers.append(timer)
         if self._executor is not None:
             self._executor.wake()

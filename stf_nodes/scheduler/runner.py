@@ -25,7 +25,9 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
   rack from the database, the station holding the cookie in flight gets the cookie back. A
   restored station that disagrees with the records raises a ``CONTENTS_MISMATCH`` alert naming
   both views and is restored from the records (the database wins; it is never overwritten
-  from a station).
+  from a station). While a step is journalled STARTED and its outcome is unknown (after a
+  takeover, or a lost reply), its station may also hold what the step leaves: the result is
+  asked for under the step's key before anything is restored.
 - *Idempotent steps.* Each attempt has a key ``<command>.<uid>/<P|R><index>/<attempt>``
   (the random ``uid`` keeps keys unique beyond one database, which the stations outlive); a station
   that already ran it answers with that task's result instead of running it again. After a
@@ -46,8 +48,13 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
 - *Fencing.* Every write carries this scheduler's lease token (:meth:`fence`) and every task
   and restore carries it to the station: once another scheduler has taken over, nothing this
   one sends or writes takes effect (``queue.LeaseLost`` ends its turn). A runner whose lease
-  was not renewed (:meth:`renewed`) for ``lease_s`` of node time stops by itself: by then a
-  standby may have taken over.
+  was not renewed (:meth:`renewed`) for ``lease_s`` of steady (monotonic, real) time stops by
+  itself: by then a standby may have taken over. The lease is on steady time, not node time:
+  under a 20x sim clock a lease of node time would last a twentieth of the wall time, and a
+  restarted sim clock would confuse it.
+- *Node time may jump back* (a respawned clock node restarts sim time from the wall clock,
+  far behind): the runner moves its marks (waits, deadlines, the last change) with the jump,
+  and a station state stamped far ahead of now is from before the jump: not fresh.
 - *Commit, then announce.* Each transition is committed before ``announce`` is called with
   the returned record; ``inventory_changed`` follows every change of the rack or of a
   cookie's place.
@@ -55,6 +62,7 @@ is journalled STARTED before its task is sent. After a crash the runner reads th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -257,7 +265,8 @@ class RunnerSettings:
     step_attempts: int = 3
     #: Node time between looks at the queue for commands other processes submitted.
     poll_interval_s: float = 1.0
-    #: Lease duration: without a renewal for this long the runner stops (a standby takes over).
+    #: Lease duration in steady (real) time: without a renewal for this long the runner stops
+    #: (a standby takes over).
     lease_s: float = 2.0
 
 
@@ -324,7 +333,9 @@ class CommandRunner:
         inventory_changed: Callable[[], None],
         alert: AlertSink,
         log: Callable[[str], None],
+        steady: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``steady``: the steady clock (s) the lease is renewed and judged on."""
         self._queue = queue
         self._link = link
         self._stations = tuple(stations)
@@ -337,6 +348,7 @@ class CommandRunner:
         self._log = log
         #: The lease token while this runner leads (0: it must not act).
         self.token = 0
+        self._steady = steady
         self._renewed_s = 0.0
         self.paused = False
         self._job: _Job | None = None
@@ -349,6 +361,8 @@ class CommandRunner:
         self._rack: tuple[InventorySlot, ...] | None = None
         #: Node time of the last change to the records (station views must be newer to count).
         self._changed_s = float('-inf')
+        #: Node time of the latest tick (to notice time jumping back).
+        self._now_s = float('-inf')
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -361,14 +375,14 @@ class CommandRunner:
         """This runner's proof of leadership for a write (``now_s``: node time)."""
         return Fence(self._lease_name, self._holder, self.token)
 
-    def lead(self, token: int, now_s: float) -> None:
-        """The lease was taken with ``token`` at node time ``now_s``: act."""
+    def lead(self, token: int) -> None:
+        """The lease was taken with ``token``: act."""
         self.token = token
-        self._renewed_s = now_s
+        self._renewed_s = self._steady()
 
-    def renewed(self, now_s: float) -> None:
-        """The lease was renewed at node time ``now_s``."""
-        self._renewed_s = now_s
+    def renewed(self) -> None:
+        """The lease was renewed."""
+        self._renewed_s = self._steady()
 
     def notify(self) -> None:
         """A command was submitted: look at the queue on the next tick."""
@@ -414,14 +428,16 @@ class CommandRunner:
         Raises ``LeaseLost`` when another scheduler has taken over or the lease was not
         renewed for ``lease_s``, and the database's errors (nothing in memory changed; the same
         tick is tried again)."""
+        if now_s < self._now_s:
+            self._time_jumped_back(now_s - self._now_s)
+        self._now_s = now_s
         if not self.token:
             return
-        if now_s < self._renewed_s:  # the node clock went back (sim time restarted)
-            self._renewed_s = now_s
-        if now_s - self._renewed_s > self._settings.lease_s:
+        unrenewed_s = self._steady() - self._renewed_s
+        if unrenewed_s > self._settings.lease_s:
             raise LeaseLost(
-                f'lease not renewed for {now_s - self._renewed_s:.1f} s (the database is away '
-                'or this process was frozen); a standby may lead now'
+                f'lease not renewed for {unrenewed_s:.1f} s (the database is away or this '
+                'process was frozen); a standby may lead now'
             )
         job = self._job
         if job is None:
@@ -442,6 +458,24 @@ class CommandRunner:
             self._resend(job, job.open, now_s)
         else:
             self._next_step(job, now_s)
+
+    def _time_jumped_back(self, shift_s: float) -> None:
+        """Node time went back by ``-shift_s`` (a respawned /clock restarts sim time from the
+        wall clock): every mark taken on the old time line moves with it, so waits, timeouts
+        and "reported since the last change" keep their meaning."""
+        self._log(f'node time jumped back {-shift_s:.1f} s')
+        self._changed_s += shift_s
+        self._next_poll_s = float('-inf')
+        job = self._job
+        if job is None:
+            return
+        if job.waiting_since_s is not None:
+            job.waiting_since_s += shift_s
+        if job.failed_s is not None:
+            job.failed_s += shift_s
+        if job.flight is not None:
+            job.flight.sent_s += shift_s
+            job.flight.deadline_s += shift_s
 
     # -- choosing the job ------------------------------------------------------------------
 
@@ -520,7 +554,7 @@ class CommandRunner:
         views = self._link.views()
         for station in sorted(stations):
             view = views.get(station)
-            if view is None or now_s - view.stamp_s > self._settings.stale_after_s:
+            if view is None or not self._fresh(view, now_s):
                 reason = f'{station} is not running (no fresh state)'
             elif not view.able:
                 reason = f'{station} is {view.condition}'
@@ -534,6 +568,11 @@ class CommandRunner:
             return reason
         return ''
 
+    def _fresh(self, view: StationView, now_s: float) -> bool:
+        """The station reported lately; a stamp far ahead of ``now_s`` is from before time
+        jumped back, not from now."""
+        return abs(now_s - view.stamp_s) <= self._settings.stale_after_s
+
     def _sync_idle(self, now_s: float) -> bool:
         """With no job: every station that is up holds what the records say (restored after a
         restart). False when one could not be checked yet."""
@@ -541,9 +580,7 @@ class CommandRunner:
         waiting = [
             self._sync(station, view, now_s)
             for station, view in views.items()
-            if station in self._stations
-            and view.able
-            and now_s - view.stamp_s <= self._settings.stale_after_s
+            if station in self._stations and view.able and self._fresh(view, now_s)
         ]
         return not any(waiting)
 
@@ -565,8 +602,8 @@ class CommandRunner:
             self._changed_s = now_s
         if view.stamp_s < self._changed_s:
             return f'{station} has not reported since the last change'
-        expected = self._expected(station)
-        if view.restored and _matches(view, expected):
+        expected, *finished = self._expected(station)
+        if view.restored and any(_matches(view, c) for c in (expected, *finished)):
             return ''
         if view.restored:
             self._raise(
@@ -580,22 +617,31 @@ class CommandRunner:
         self._restores[station] = self._link.restore(station, expected, self.token)
         return f'{station} is being restored'
 
-    def _expected(self, station: str) -> Contents:
-        """What ``station`` holds according to the records and the job in hand."""
+    def _expected(self, station: str) -> tuple[Contents, ...]:
+        """What ``station`` holds according to the records and the job in hand; then, while
+        an attempt of ``station`` is journalled STARTED with its outcome unknown (the
+        scheduler died, or the reply was lost), what it holds if it finished that attempt:
+        its result is asked for under its key next, so neither is a mismatch."""
         job = self._job
-        location = job.location if job is not None else ''
-        workpiece = job.workpiece if job is not None else Workpiece()
-        holder = holder_of(location)
-        holds = holder is not None and holder.station == station and not slot_of(location)
-        contents = Contents(
-            workpiece=workpiece if holds else Workpiece(),
-            place=holder.part if holds and holder else '',
-        )
-        if station == 'hbw':
-            if self._rack is None:
-                self._rack = self._queue.inventory()
-            contents = replace(contents, rack=self._rack)
-        return contents
+        if station == 'hbw' and self._rack is None:
+            self._rack = self._queue.inventory()
+        rack = self._rack if station == 'hbw' and self._rack is not None else ()
+        if job is None:
+            return (_contents(station, '', Workpiece(), rack),)
+        expected = [_contents(station, job.location, job.workpiece, rack)]
+        record = job.open
+        if record is not None and record.state is StepState.STARTED and record.station == station:
+            step = _step_of(record, self._settings.plan)
+            change = step.slot_change(job.workpiece)
+            if change is not None:
+                rack = tuple(
+                    replace(entry, workpiece=change.workpiece)
+                    if entry.slot == change.slot
+                    else entry
+                    for entry in rack
+                )
+            expected.append(_contents(station, step.destination, job.workpiece, rack))
+        return tuple(expected)
 
     def _wait(self, job: _Job, reason: str, now_s: float) -> bool:
         """Note that ``job`` waits for a station; True once it waited ``station_wait_s``."""
@@ -903,6 +949,20 @@ def _held_place(station: str, view: StationView, workpiece_id: str) -> str:
     if not workpiece_id or view.holding.id != workpiece_id:
         return ''
     return {'hbw': HBW_FORK, 'vgr': GRIPPER}.get(station, 'belt')
+
+
+def _contents(
+    station: str, location: str, workpiece: Workpiece, rack: tuple[InventorySlot, ...]
+) -> Contents:
+    """What ``station`` holds when ``workpiece`` is at ``location`` and the rack is ``rack``
+    (the HBW's; empty for the others)."""
+    holder = holder_of(location)
+    holds = holder is not None and holder.station == station and not slot_of(location)
+    return Contents(
+        workpiece=workpiece if holds else Workpiece(),
+        place=holder.part if holds and holder else '',
+        rack=rack,
+    )
 
 
 def _matches(view: StationView, expected: Contents) -> bool:

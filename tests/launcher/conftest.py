@@ -78,6 +78,27 @@ def pid_alive(pid: int) -> bool:
     return stat.rpartition(')')[2].split()[0] != 'Z'
 
 
+def descendants(root: int) -> set[int]:
+    """Every live process below ``root`` (from the ppid links in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / 'stat').read_text().rpartition(')')[2].split()
+        except OSError:
+            continue
+        if fields[0] != 'Z':
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
 class LaunchRun:
     """A running ``stf launch`` subprocess whose output lines are collected as they come."""
 
@@ -101,10 +122,11 @@ class LaunchRun:
         for line in self.process.stdout:
             self._queue.put(line.rstrip('\n'))
 
-    def wait_for(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
-        """Wait for an output line matching ``pattern`` (also searching lines seen before)."""
+    def wait_for(self, pattern: str, timeout: float = 15.0, since: int = 0) -> re.Match[str]:
+        """Wait for an output line matching ``pattern`` (also searching the lines seen before,
+        from index ``since`` of ``lines``)."""
         regex = re.compile(pattern)
-        for line in self.lines:
+        for line in self.lines[since:]:
             if match := regex.search(line):
                 return match
         deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ from stf_nodes.launcher.parser import load_launch
 from stf_nodes.launcher.supervisor import port_open
 from stf_nodes.runtime.router import free_port
 from tests.conftest import stf, wait_until
-from tests.launcher.conftest import LaunchRun, pid_alive
+from tests.launcher.conftest import LaunchRun, descendants, pid_alive
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / 'launch'
 FACTORY = LAUNCH_DIR / 'factory.launch.xml'
@@ -103,27 +103,6 @@ def wait_for_nodes(run: LaunchRun, expected: set[str]) -> None:
         return result.returncode == 0 and expected <= set(result.stdout.split())
 
     wait_until(all_up, timeout=UP_TIMEOUT_S, interval=0.5)
-
-
-def descendants(root: int) -> set[int]:
-    """Every live process below ``root`` (from the ppid links in /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / 'stat').read_text().rpartition(')')[2].split()
-        except OSError:
-            continue
-        if fields[0] != 'Z':
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def stop_with_ctrl_c(run: LaunchRun, port: int) -> None:

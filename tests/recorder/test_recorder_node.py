@@ -219,4 +219,5 @@ def test_kill_9_under_load_respawns_and_accounts_for_the_gap(
 def test_bad_db_url_is_a_clean_fatal_error(processes: Processes, router: str) -> None:
     recorder = start_recorder(processes, 'nosuch://x')
     output = recorder.communicate(timeout=30)[0]
-    assert recorder.returncode == exit_codes.CONFIG and "db_url 'nosuch://x' is not usable" in output
+    assert recorder.returncode == exit_codes.CONFIG
+    assert "db_url 'nosuch://x' is not usable" in output

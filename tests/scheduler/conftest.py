@@ -43,6 +43,15 @@ class StepClock:
         return self.now
 
 
+def step_key(key: str) -> tuple[int, str]:
+    """A journal key ``<command>.<created>/<P|R><index>/<attempt>`` as (command id,
+    ``<P|R><index>/<attempt>``); the creation part is checked to be a hex number."""
+    command, _, step = key.partition('/')
+    command_id, _, created = command.partition('.')
+    int(created, 16)
+    return int(command_id), step
+
+
 @pytest.fixture
 def queue(engine: Engine) -> CommandQueue:  # noqa: F811 - the fixture imported above
     """A queue on a fresh database seeded with ``STOCK``."""

@@ -177,7 +177,9 @@ class Harness:
             inventory_changed=lambda: None,
             alert=lambda *alert: self.alerts.append(alert),
             log=self.logs.append,
+            steady=lambda: self.steady_s,
         )
+        self.steady_s = 0.0  # the lease's steady clock, advanced with the ticks
         self.now_s = factory.now_s
 
     def lead(self) -> None:
@@ -187,7 +189,7 @@ class Harness:
                 'factory', self.holder, now_ns=now_ns, duration_ns=10**15
             )
             if token:
-                self.runner.lead(token, self.now_s)
+                self.runner.lead(token)
                 return
         raise AssertionError('the lease was not taken')
 
@@ -199,9 +201,10 @@ class Harness:
     def tick(self, count: int = 1, dt: float = 0.1, *, renew: bool = True) -> None:
         for _ in range(count):
             self.now_s += dt
+            self.steady_s += dt
             self.factory.now_s = self.now_s
             if renew:  # as the node does, every lease_s / 4 and more
-                self.runner.renewed(self.now_s)
+                self.runner.renewed()
             self.runner.tick(self.now_s)
 
     def run_until_idle(self, limit: int = 600) -> None:
@@ -407,6 +410,52 @@ def test_keys_stay_unique_when_the_stations_outlive_the_database(
     assert fresh.slot('A3') == Workpiece('w-a3', 'STRAWBERRY', BAKED)  # its own cookie
     assert fresh.slot('A2') == Workpiece('w-a2', 'VANILLA', BAKED)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    'label', ['hbw retrieve A1', 'vgr place oven', 'conveyor unload exit', 'hbw store A1']
+)
+def test_a_successor_accepts_a_station_that_finished_the_step_in_flight(
+    harness: Harness, queue: CommandQueue, label: str
+) -> None:
+    """The leader dies after its station finished a step and before the result was journalled:
+    the station holds what the step left (a cookie already placed, a slot already emptied).
+    The successor asks for the step's result under its key; it must not first "restore" the
+    station to the step's start (a phantom cookie in the gripper or the rack, and a false
+    CONTENTS_MISMATCH alert)."""
+    command = harness.queue.submit_process()
+    station = label.split()[0]
+    while not (
+        (last := queue.last_step(command.id)) is not None
+        and last.state is StepState.STARTED
+        and f'{last.station} {last.verb} {last.target}' == label
+    ):
+        harness.tick()  # the fake station runs the step as soon as it is sent
+    restores = len(harness.factory.restores)
+    successor = Harness(queue, harness.factory, holder='b')
+    successor.now_s = harness.now_s + 1e6  # long after the old lease expired
+    successor.lead()
+    successor.run_until_idle()
+    assert successor.record(command.id).status is CommandStatus.COMPLETED
+    assert 'CONTENTS_MISMATCH' not in successor.codes(), [a[3] for a in successor.alerts]
+    assert [s for s, _ in harness.factory.restores[restores:]] == []
+    assert harness.factory.rack['A1'] == harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
+    assert not harness.factory.stations[station].holding.present
+
+
+def test_sim_time_that_jumps_back_mid_command_does_not_fail_it(harness: Harness) -> None:
+    """A respawned /clock restarts sim time from the wall clock: node time jumps back by far
+    more than ``station_wait_s``. The command in hand goes on; no station is taken for
+    "not reported since the last change" because its new stamps are smaller than the marks
+    taken before the jump."""
+    command = harness.queue.submit_process()
+    harness.tick(8)
+    assert harness.record(command.id).status is CommandStatus.IN_PROGRESS
+    harness.now_s -= 1000.0  # the stations follow the same /clock: their stamps jump too
+    harness.run_until_idle()
+    final = harness.record(command.id)
+    assert final.status is CommandStatus.COMPLETED, final.message
+    assert harness.factory.rack['A1'] == harness.slot('A1') == Workpiece('w-a1', 'CHOCO', BAKED)
 
 
 def test_a_station_killed_mid_task_is_restored_and_the_step_retried(harness: Harness) -> None:

@@ -24,9 +24,11 @@ from sqlalchemy.engine import URL
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime import names
 from stf_nodes.scheduler import CommandQueue, CommandStatus, StepState
+from stf_nodes.scheduler_node import SchedulerNode
 from stf_nodes.storage import make_engine
 from stf_nodes.workpieces import rack_slots
 from tests.conftest import REPO_ROOT, Processes, foreign_peer_config, wait_until
+from tests.scheduler.conftest import STOCK
 from tests.storage.conftest import scratch_databases  # noqa: F401 - fixture
 
 NS = '/sched'
@@ -428,3 +430,36 @@ def test_process_order_on_postgresql(
     command = client.wait_finished(baked)[baked]
     assert command.status == CommandStatus.COMPLETED, command.message
     assert client.slots()[command.source_slot].status == 2
+
+
+def test_a_request_left_over_by_a_deposed_leader_queues_nothing(
+    router: str, tmp_path: Path
+) -> None:
+    """The leader's executor may still hold an order request when the node loses its lease and
+    drops its order services (a takeover). Answering it must not queue anything: it once
+    committed the order and then failed on the dropped publisher ("Undeclared publisher"), so
+    the client was told of an error for an order that was queued and ran. White-box (the
+    callback is called as the executor would): the race itself is a matter of milliseconds."""
+    url = f'sqlite:///{tmp_path / "stf.db"}'
+    queue = CommandQueue(engine=make_engine(url))
+    context = runtime.Context([])
+    node = SchedulerNode(
+        context=context,
+        namespace='/deposed',
+        parameter_overrides=[runtime.Parameter('db_url', url)],
+    )
+    try:
+        assert queue.seed_inventory(STOCK)
+        node._lead(queue.acquire_lease('/deposed/scheduler', 'x', now_ns=0, duration_ns=1))
+        node._follow('another scheduler took the lease')
+        for srv, callback, fields in (
+            (ProcessOrder, node._on_process, {}),
+            (StoreWorkpiece, node._on_store, {'flavor': 'CHOCO'}),
+            (RetrieveWorkpiece, node._on_retrieve, {'slot': 'A1'}),
+        ):
+            reply = callback(srv.Request(**fields), srv.Response())
+            assert not reply.accepted and 'no longer leads' in reply.message, reply.message
+        assert queue.list() == ()
+    finally:
+        node.destroy_node()
+        context.shutdown()
