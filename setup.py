@@ -10,7 +10,16 @@ PACKAGE = 'stf_digital_twin'
 
 NODE_SCRIPTS = [
     f'{name}_node = stf_nodes.{name}_node:main'
-    for name in ('hbw', 'vgr', 'conveyor', 'clock', 'scheduler', 'foxglove_bridge', 'mqtt_bridge')
+    for name in (
+        'hbw',
+        'vgr',
+        'conveyor',
+        'clock',
+        'scheduler',
+        'foxglove_bridge',
+        'mqtt_bridge',
+        'bag_recorder',
+    )
 ]
 
 setup(

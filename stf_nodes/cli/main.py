@@ -510,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument('type')
     show.set_defaults(func=cmd_interface_show)
 
+    from stf_nodes.cli import bag
+
+    bag.add_parser(verbs)
+
     export = verbs.add_parser(
         'export-interfaces', help='write an ament_cmake stf_msgs package for a ROS 2 workspace'
     )

@@ -222,8 +222,7 @@ class Supervisor:
                 if child.popen.poll() is None:
                     continue
                 self.log(
-                    f'{server.label} exited with code {child.popen.returncode}, '
-                    'starting it again'
+                    f'{server.label} exited with code {child.popen.returncode}, starting it again'
                 )
                 self._reap(child)
                 servers.remove((server, child))
