@@ -99,6 +99,17 @@ def type_hash_of(topic: TopicInfo) -> str:
         raise BagError(f'{topic.name}: cannot hash the embedded definition ({exc})') from exc
 
 
+def selected_topics(reader: BagReader, options: PlayOptions) -> dict[str, TopicInfo]:
+    """The topics to replay; BagError names those the bag does not have."""
+    selected = set(options.topics) if options.topics else set(reader.topics)
+    unknown = sorted(selected - set(reader.topics))
+    if unknown:
+        raise BagError(f'{reader.path}: no topic {", ".join(unknown)} in the bag')
+    if options.clock_hz:
+        selected.discard(CLOCK_TOPIC)
+    return {name: reader.topics[name] for name in sorted(selected)}
+
+
 class GraphPlayer:
     """Publishes a bag's messages on a node (see the module docstring)."""
 
@@ -114,14 +125,9 @@ class GraphPlayer:
         self.reader = reader
         self.options = options
         self.log = log
-        selected = set(options.topics) if options.topics else set(reader.topics)
-        unknown = sorted(selected - set(reader.topics))
-        if unknown:
-            raise BagError(f'{reader.path}: no topic {", ".join(unknown)} in the bag')
-        if options.clock_hz and CLOCK_TOPIC in selected:
-            selected.discard(CLOCK_TOPIC)
+        self.topics = selected_topics(reader, options)
+        if options.clock_hz and CLOCK_TOPIC in reader.topics and CLOCK_TOPIC not in self.topics:
             log(f'{CLOCK_TOPIC} from the bag is not replayed: --clock publishes it')
-        self.topics = {name: reader.topics[name] for name in sorted(selected)}
         self._publishers: dict[str, Any] = {}
         for name, topic in self.topics.items():
             if topic.serialization_format != 'cdr':

@@ -346,7 +346,7 @@ class BagReader:
                 f'{file.name}: not listed in {METADATA_FILE} (recording interrupted?); read too'
             )
         found.extend(unlisted)
-        if not found:
+        if listed and not found:
             raise BagError(f'{self.path}: none of the files {METADATA_FILE} lists is readable')
         return found
 

@@ -309,6 +309,11 @@ class BagWriter:
         self._refusing: BagWriteError | None = None
         self.closed = False
         self.metadata: BagMetadata | None = None
+        try:
+            self._file = self._open_file()  # an empty bag still has its (empty) file
+        except BagWriteError:
+            self._reserve.release()
+            raise
 
     # -- the API --------------------------------------------------------------------------
 
@@ -460,16 +465,19 @@ class BagWriter:
                 raise BagWriteError(f'{self.path / METADATA_FILE}: cannot write ({exc})') from exc
             current = None
         if current is None:
-            index = len(self._closed_files)
-            path = self.path / f'{self.path.name}_{index}.mcap'
-            try:
-                current = _McapFile(path, self.options, self._reserve)
-            except FileExistsError as exc:
-                raise BagWriteError(f'{path} exists already') from exc
-            self._file = current
+            current = self._file = self._open_file()
             for topic in self._topics.values():
                 self._guarded(lambda t=topic: current.add(t))
         return current
+
+    def _open_file(self) -> _McapFile:
+        path = self.path / f'{self.path.name}_{len(self._closed_files)}.mcap'
+        try:
+            return _McapFile(path, self.options, self._reserve)
+        except FileExistsError as exc:
+            raise BagWriteError(f'{path} exists already') from exc
+        except OSError as exc:
+            raise BagWriteError(f'cannot create {path}: {exc}') from exc
 
     def _limit_reached(self, current: _McapFile, timestamp_ns: int) -> bool:
         if not current.message_count:
@@ -498,7 +506,7 @@ class BagWriter:
 
     def _metadata(self, include_open: bool = True) -> BagMetadata:
         files = list(self._closed_files)
-        if include_open and self._file is not None and self._file.message_count:
+        if include_open and self._file is not None:
             files.append(self._file.info())
         timed = [f for f in files if f.message_count]
         start = min((f.starting_time_ns for f in timed), default=0)

@@ -115,7 +115,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _play_into_graph(reader: BagReader, args: argparse.Namespace) -> int:
     from stf_nodes import runtime
-    from stf_nodes.bag.player import GraphPlayer, PlayOptions
+    from stf_nodes.bag.player import GraphPlayer, PlayOptions, selected_topics
 
     options = PlayOptions(
         rate=args.rate,
@@ -125,6 +125,7 @@ def _play_into_graph(reader: BagReader, args: argparse.Namespace) -> int:
         clock_hz=args.clock or 0.0,
         wait_s=args.wait,
     )
+    selected_topics(reader, options)  # bad topic names fail before connecting to the graph
     context = runtime.Context([])
     stop = threading.Event()
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +80,41 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(['umount', '-l', str(mount_point)], check=False)
+
+
+@pytest.fixture
+def graph_node(router: str) -> Iterator[Any]:
+    """A node of the test in its own context, its executor spinning on a thread."""
+    from stf_nodes import runtime
+
+    context = runtime.Context([])
+    node = runtime.Node(f'bag_tester_{uuid.uuid4().hex[:6]}', context=context)
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    yield node
+    executor.shutdown()
+    node.destroy_node()
+    context.shutdown()
+
+
+class Arrivals:
+    """Raw samples of a subscription with their monotonic arrival time."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, bytes]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, payload: bytes) -> None:
+        with self._lock:
+            self.items.append((time.monotonic_ns(), payload))
+
+    @property
+    def payloads(self) -> list[bytes]:
+        with self._lock:
+            return [p for _, p in self.items]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.items)

@@ -93,15 +93,13 @@ class BagSource(ServerHandler):
         }
         self.server: FoxgloveServer | None = None
         self._lock = threading.Condition()
-        self._clock = PlaybackClock(reader.start_ns, rate=rate, paused=True)
-        self._clock.seek(self._seek_to)
+        start = min(reader.start_ns + round(start_offset_s * 1e9), self.time_range[1])
+        self._clock = PlaybackClock(start, rate=rate, paused=True)
+        self._seek_to: int | None = start
         self._status = PlaybackStatus.Paused
         self._waiting_for_client = not paused
         self._subscribed: set[str] = set()
         self._primes: set[str] = set()  # channels that need their state at the current time
-        self._seek_to: int | None = min(
-            reader.start_ns + round(start_offset_s * 1e9), self.time_range[1]
-        )
         self._stopping = False
         self.sent = 0  # messages sent (ROS and derived), for tests and benchmarks
         self._thread = threading.Thread(target=self._run, name='foxglove-bag', daemon=True)
