@@ -18,8 +18,10 @@ Foxglove connects), paused instead with `paused=True`; at the end it stops (`End
 last message before that moment (its latest value, a latched state) and the scene is rebuilt
 from the station states at that moment, so panels show the factory as it was then, not empty.
 
-Threads: one playback thread reads the bag and sends; SDK callbacks (subscriptions, playback
-requests) only change state under a lock and wake it.
+Threads: one playback thread reads the bag and sends everything, the answers to playback
+requests included; SDK callbacks (subscriptions, playback requests) only change state under a
+lock and wake it. So no message from before a seek follows the state that announces the seek
+(a client clears its panels on that state and then gets the new moment).
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class BagSource(ServerHandler):
         self._waiting_for_client = not paused
         self._subscribed: set[str] = set()
         self._primes: set[str] = set()  # channels that need their state at the current time
+        self._announce: list[PlaybackState] = []  # answers to playback requests, to broadcast
         self._stopping = False
         self.sent = 0  # messages sent (ROS and derived), for tests and benchmarks
         self._thread = threading.Thread(target=self._run, name='foxglove-bag', daemon=True)
@@ -152,11 +155,14 @@ class BagSource(ServerHandler):
             self._subscribed.discard(topic)
             self._primes.discard(topic)
 
-    def on_playback_control(self, request: PlaybackControlRequest) -> PlaybackState:
+    def on_playback_control(self, request: PlaybackControlRequest) -> None:
+        """Apply the request; the playback thread announces the new state (see `_play_loop`)."""
         with self._lock:
             self._waiting_for_client = False
             self._clock.set_rate(request.playback_speed)
             did_seek = request.seek_time is not None
+            if request.playback_command == PlaybackCommand.Pause:
+                self._pause()  # first: a paused seek lands exactly where it was asked to
             if request.seek_time is not None:
                 self._seek(request.seek_time)
             if request.playback_command == PlaybackCommand.Play:
@@ -164,10 +170,8 @@ class BagSource(ServerHandler):
                     self._seek(self.reader.start_ns)  # play after the end: from the start
                     did_seek = True
                 self._play()
-            elif request.playback_command == PlaybackCommand.Pause:
-                self._pause()
+            self._announce.append(self._state(did_seek=did_seek, request_id=request.request_id))
             self._lock.notify_all()
-            return self._state(did_seek=did_seek, request_id=request.request_id)
 
     # -- state (under the lock) ---------------------------------------------------------------
 
@@ -224,10 +228,15 @@ class BagSource(ServerHandler):
                     return
                 seek_to, self._seek_to = self._seek_to, None
                 primes, self._primes = self._primes, set()
+                announce, self._announce = self._announce, []
                 if seek_to is not None:
                     primes = set(self._subscribed)
                 now_ns = seek_to if seek_to is not None else self._clock.bag_ns()
                 playing = self._status == PlaybackStatus.Playing
+            # This thread alone sends data and announces states, so nothing from before a seek
+            # follows its announcement: a client clears its panels, then gets the new moment.
+            for state in announce:
+                self.server.broadcast_playback_state(state)
             if seek_to is not None:
                 cursor = self.reader.messages(self.topics, start_ns=seek_to)
                 pending = None
@@ -236,7 +245,7 @@ class BagSource(ServerHandler):
                 self._prime(primes, now_ns)
             if not playing:
                 with self._lock:
-                    if not (self._seek_to is not None or self._primes or self._stopping):
+                    if not self._has_work():
                         self._lock.wait(IDLE_S)
                 continue
             if pending is None:
@@ -252,11 +261,14 @@ class BagSource(ServerHandler):
                 self.server.broadcast_time(min(bag_now, pending.timestamp_ns))
             if delay > 0:
                 with self._lock:
-                    if not (self._seek_to is not None or self._primes or self._stopping):
+                    if not self._has_work():
                         self._lock.wait(min(delay, TIME_PERIOD_S))
                 continue
             self._send(pending)
             pending = None
+
+    def _has_work(self) -> bool:
+        return bool(self._seek_to is not None or self._primes or self._announce or self._stopping)
 
     def _end(self) -> None:
         assert self.server is not None
