@@ -174,6 +174,8 @@ def test_play_pause_seek_speed_and_the_scene_at_that_moment(served: str) -> None
         primed = [a for a in later if a[0] == 'data' and a[1] == states]
         assert [a[2] for a in primed] == [T0 + 6 * SECOND]
         decoded = client.take_decoded(scene)[-1]
+        # Entities of the moment before the seek must go: everything is deleted first.
+        assert [d['type'] for d in decoded['deletions']] == ['ALL']
         cookie = next(e for e in decoded['entities'] if e['id'] == 'conveyor/workpiece')
         assert cookie_at(cookie) == 'belt 60 mm'
         assert client.wait_decoded(tf, lambda m: m.get('transforms'))

@@ -15,7 +15,8 @@ states, `/tf` as FrameTransforms, `/rosout` as Log) are the same code. What clie
 Playback starts when the first client subscribes (a bag played to nobody would be over before
 Foxglove connects), paused instead with `paused=True`; at the end it stops (`Ended`) or, with
 `loop`, starts over. After a seek, and when a client subscribes, each watched topic gets its
-last message before that moment (its latest value, a latched state) and the scene is rebuilt
+last message before that moment (its latest value, a latched state; for `/tf`, the latest
+message of every publisher, so every station's frames are known) and the scene is rebuilt
 from the station states at that moment, so panels show the factory as it was then, not empty.
 
 Threads: one playback thread reads the bag and sends everything, the answers to playback
@@ -54,6 +55,10 @@ LOGGER = logging.getLogger(__name__)
 TIME_PERIOD_S = 1 / 30
 #: Longest wait of the playback thread (it re-checks its state at least this often).
 IDLE_S = 0.1
+TF_TYPE = 'tf2_msgs/msg/TFMessage'
+#: How far back a seek looks for the transforms of every frame (stations publish theirs at
+#: their state rate; a frame not seen for this long is not shown until it moves).
+TF_LOOKBACK_NS = 5_000_000_000
 
 
 def _showable(topic: TopicInfo) -> bool:
@@ -305,6 +310,20 @@ class BagSource(ServerHandler):
             self.server.log(derived.topic, converted, message.timestamp_ns)
             self.sent += 1
 
+    def _latest_transforms(self, topic: str, at_ns: int) -> list[BagMessage]:
+        """The latest /tf message of each publisher before `at_ns` (one message holds one
+        station's frames only): the newest per set of child frames in the last seconds."""
+        latest: dict[frozenset[str], BagMessage] = {}
+        for message in self.reader.messages(
+            [topic], start_ns=max(at_ns - TF_LOOKBACK_NS, 0), end_ns=at_ns
+        ):
+            try:
+                decoded = interfaces.deserialize(message.data, TF_TYPE)
+            except interfaces.SerdeError:
+                continue
+            latest[frozenset(t.child_frame_id for t in decoded.transforms)] = message
+        return list(latest.values())
+
     def _prime(self, topics: set[str], at_ns: int) -> None:
         """Send each topic's state at `at_ns`: its last message, or the scene rebuilt."""
         assert self.server is not None
@@ -312,8 +331,15 @@ class BagSource(ServerHandler):
         derived = [self.derived[t] for t in topics if t in self.derived]
         for channel in derived:
             sources.update(channel.sources)
+        transforms = {
+            t for t in sources if t in self.reader.topics and self.reader.topics[t].type == TF_TYPE
+        }
         last = sorted(
-            self.reader.last_messages(sources, at_ns).values(), key=lambda m: m.timestamp_ns
+            [
+                *self.reader.last_messages(sources - transforms, at_ns).values(),
+                *(m for t in transforms for m in self._latest_transforms(t, at_ns)),
+            ],
+            key=lambda m: m.timestamp_ns,
         )
         for message in last:
             if message.topic in topics:
@@ -330,7 +356,7 @@ class BagSource(ServerHandler):
                             continue
                     else:
                         self._derive(channel, message)
-            snapshot = channel.snapshot()
+            snapshot = channel.snapshot(replace=True)
             if snapshot is not None:
                 self.server.log(channel.topic, snapshot, at_ns)
                 self.sent += 1

@@ -102,9 +102,10 @@ class DerivedChannel:
         station = source.rsplit('/', 2)[-2]
         return self.builder.update(interfaces.deserialize(payload, _STATE_TYPES[station]))
 
-    def snapshot(self) -> Any | None:
-        """The whole scene, for a client that just subscribed (scenes only)."""
-        return self.builder.snapshot() if self.kind == SCENE else None
+    def snapshot(self, *, replace: bool = False) -> Any | None:
+        """The whole scene, for a client that just subscribed (scenes only); `replace` first
+        deletes what clients hold (after a seek)."""
+        return self.builder.snapshot(replace=replace) if self.kind == SCENE else None
 
     def reset(self) -> None:
         """Forget the scene (after a seek, the builder starts over from the states then)."""
