@@ -7,10 +7,10 @@
    memory, no transport: the raw `rosbags.rosbag2.Writer` (MCAP, version 9) write loop, and this
    project's `BagWriter` write loop, on the same messages.
 2. **Zero loss with the whole factory at 100 Hz**: the three station nodes with
-   `publish_rate:=100 physics_rate:=100`, `stf bag record -a`; a reference subscriber written with raw Zenoh
-   (a foreign peer on `0/**`, which also checks the publishers' rmw_zenoh sequence numbers for
-   gaps) sees every sample; every sample it got in the window where the recorder was
-   subscribed must be in the bag (matched by topic and bytes).
+   `publish_rate:=100 physics_rate:=100`, `stf bag record -a`; a reference subscriber written
+   with raw Zenoh (a foreign peer on `0/**`, which also checks the publishers' rmw_zenoh
+   sequence numbers for gaps) sees every sample; every sample it got in the window where the
+   recorder was subscribed must be in the bag (matched by topic and bytes).
 3. **`stf bag play --rate 10`** of `bags/sample` into a graph subscriber: achieved rate (bag
    span / wall span) and timing error (arrival offset vs recorded offset / 10, p50/p99/max),
    against the baseline of a bare `time.sleep` schedule of the same timestamps (what Python's
