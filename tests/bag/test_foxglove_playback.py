@@ -32,6 +32,7 @@ Time = interfaces.get_message_class('builtin_interfaces/msg/Time')
 SECOND = 1_000_000_000
 DURATION_S = 10
 PROBE = 'string name\nint32 index\n'
+GARBAGE = b'\x00\x01\x00\x00\xff\xff\xff\x7fgarbage'
 
 
 def stamp(ns: int) -> Any:
@@ -73,6 +74,8 @@ def factory_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for tenth in range(DURATION_S * 10 + 1):
             ns = T0 + tenth * SECOND // 10
             bag.write('/stf/conveyor/state', conveyor(ns, tenth), ns)
+            if tenth == 25:  # what a foreign peer's garbage leaves in a recording
+                bag.write('/stf/conveyor/state', GARBAGE, ns + 1)
             hbw = HbwState(state=HbwState.STATE_READY)
             hbw.header.stamp = stamp(ns)
             bag.write('/stf/hbw/state', interfaces.serialize(hbw), ns)
@@ -203,6 +206,11 @@ def test_play_pause_seek_speed_and_the_scene_at_that_moment(served: str) -> None
         state = client.playback_control('play', speed=4.0, seek_ns=back)
         assert state.did_seek and state.status == 'playing'
         client.wait_for(lambda: any(t < target for t, _ in client.messages(states)[-3:]))
+        # Past 2.5 s: the garbage state is passed on as recorded; the scene skips it, says so.
+        client.wait_for(lambda: GARBAGE in [data for _, data in client.messages(states)])
+        client.wait_for(
+            lambda: any('/stf/conveyor/state: skipped' in s['message'] for s in client.statuses)
+        )
 
         # The end: playback stops and says so.
         client.playback_control('play', speed=20.0)

@@ -359,3 +359,21 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1 and 'no topic /nope in the bag' in result.stderr
     result = stf('bag', 'play', str(bag), '--rate', '0', check=False)
     assert result.returncode == 1 and 'rate must be a positive number' in result.stderr
+
+
+def test_loop_replays_until_stopped(
+    graph_node: runtime.Node, processes: Processes, tmp_path: Path
+) -> None:
+    topic = f'{unique_prefix()}/motor'
+    bag = tmp_path / 'short'
+    with open_bag(bag) as writer:
+        writer.add_topic(topic, 'stf_msgs/msg/MotorState')
+        for index in range(5):
+            writer.write(topic, motor(index), T0 + index * 100_000_000)
+    motors = Arrivals()
+    graph_node.create_subscription(MotorState, topic, motors, KEEP_ALL, raw=True)
+    player = processes.start(*STF, 'bag', 'play', str(bag), '--loop', '--rate', '2')
+    wait_until(lambda: len(motors) >= 12, 30)
+    code, output = stop(player)
+    assert code == 130, output  # stopped by Ctrl-C, as any stf command
+    assert motors.payloads[:10] == [motor(i) for i in range(5)] * 2
