@@ -124,7 +124,10 @@ class BagRecorderNode(runtime.Node):
         while not self.done.is_set():
             if self._graph_changed.wait(_TICK_S):
                 self._graph_changed.clear()
-                self._subscribe_new()
+                try:
+                    self._subscribe_new()
+                except Exception as exc:  # a failed subscription must not end the recording
+                    self.get_logger().error(f'cannot subscribe: {exc!r}', once=True)
             if not self.recorder.tick():
                 break
         self._finish()

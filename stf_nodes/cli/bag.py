@@ -87,6 +87,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         if node is not None:
             node.destroy_node()
         context.shutdown()
+    if node is None:  # interrupted while starting
+        return 130
     metadata = node.recorder.stop()
     print(
         f'recorded {metadata.message_count} messages on {len(metadata.topics)} topics '
