@@ -11,7 +11,15 @@ PACKAGE = 'stf_digital_twin'
 NODE_SCRIPTS = [
     f'{name}_node = stf_nodes.{name}_node:main'
     for name in (
-        'hbw', 'vgr', 'conveyor', 'clock', 'scheduler', 'foxglove_bridge', 'mqtt_bridge', 'recorder'
+        'hbw',
+        'vgr',
+        'conveyor',
+        'clock',
+        'scheduler',
+        'foxglove_bridge',
+        'mqtt_bridge',
+        'recorder',
+        'bag_recorder',
     )
 ]
 

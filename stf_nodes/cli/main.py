@@ -409,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     interface_list.add_argument('--only', choices=['msg', 'srv'], help='messages or services only')
     introspection.add_interface_actions(interface)
 
+    from stf_nodes.cli import bag
+
+    bag.add_parser(verbs)
     watch.add_parser(verbs)
     doctor.add_parser(verbs)
 

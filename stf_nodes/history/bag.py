@@ -5,7 +5,7 @@ time: ``stf/<station>/state`` at every motor sample (motors with every ``MotorSt
 sensors as their latest edge says, state code and task from the station state changes; the
 positions and workpieces the rows do not hold stay empty), ``stf/commands``, ``stf/alerts``,
 ``stf/inventory`` (the whole rack after every change) and ``rosout``; names under the factory's
-namespace. Written with :class:`stf_nodes.bag.writer.BagWriter`.
+namespace. Written with the project's bag writer (:func:`stf_nodes.bag.writer.open_bag`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from stf_nodes import interfaces
-from stf_nodes.bag.writer import BagWriter
-from stf_nodes.runtime import qos_profile_latched
+from stf_nodes.bag.writer import open_bag
+from stf_nodes.runtime import QoSProfile, qos_profile_latched
 
 STATE_TYPES = {
     'hbw': 'stf_msgs/msg/HbwState',
@@ -46,20 +46,25 @@ class HistoryBag:
 
     def __init__(self, path: Path, *, factory: str, slots: Iterable[str]) -> None:
         self.prefix = f'/{factory}' if factory else ''
-        self.bag = BagWriter(path).__enter__()
+        self.bag = open_bag(path)
         self.bag.add_topic(
-            f'{self.prefix}/stf/inventory', 'stf_msgs/msg/Inventory', qos_profile_latched
+            f'{self.prefix}/stf/inventory', 'stf_msgs/msg/Inventory', qos=qos_profile_latched
         )
         self.station_state: dict[str, tuple[int, str, int]] = {}
         self.sensors: dict[str, dict[str, Any]] = defaultdict(dict)
         self.rack: dict[str, Any] = {slot: _MSG['InventorySlot'](slot=slot) for slot in slots}
 
     def close(self) -> int:
-        self.bag.__exit__(None, None, None)
-        return self.bag.messages
+        self.bag.close()
+        return self.bag.message_count
 
     def _write(self, topic: str, message: Any, micros: int) -> None:
-        self.bag.write(f'{self.prefix}{topic}', message, int(micros) * 1000)
+        self._write_message(f'{self.prefix}{topic}', message, int(micros) * 1000)
+
+    def _write_message(self, topic: str, message: Any, stamp_ns: int) -> None:
+        """Serialize and write ``message``; its topic is added on first use."""
+        self.bag.add_topic(topic, message.__msgtype__, qos=QoSProfile(depth=10))
+        self.bag.write(topic, interfaces.serialize(message), stamp_ns)
 
     def add(self, tables: dict[str, dict[str, Any]]) -> None:
         """Write one day's rows, in time order per topic."""
@@ -194,4 +199,4 @@ class HistoryBag:
                 name=columns['name'][index],
                 msg=columns['message'][index],
             )
-            self.bag.write('/rosout', message, int(at) * 1000)
+            self._write_message('/rosout', message, int(at) * 1000)

@@ -131,14 +131,22 @@ class _Endpoint:
 
     kind = ''
 
-    def __init__(self, node: Node, *, type_name: str, name: str, qos: QoSProfile) -> None:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        type_name: str,
+        name: str,
+        qos: QoSProfile,
+        type_hash: str | None = None,
+    ) -> None:
         self.node = node
         self.type_name = type_name
         self.name = name
         self.qos = qos
         context = node.context
         self.entity_id = context.next_id()
-        self.type_hash = interfaces.type_hash(type_name)
+        self.type_hash = type_hash or interfaces.type_hash(type_name)
         dds_type = interfaces.dds_type_name(type_name)
         self.keyexpr = names.data_keyexpr(context.domain_id, name, dds_type, self.type_hash)
         self.token_key = names.endpoint_token(
@@ -210,8 +218,25 @@ class _Inbox(_Endpoint):
 class Publisher(_Endpoint):
     kind = names.PUBLISHER
 
-    def __init__(self, node: Node, msg_type: type, name: str, qos: QoSProfile) -> None:
-        super().__init__(node, type_name=msg_type.__msgtype__, name=name, qos=qos)
+    def __init__(
+        self,
+        node: Node,
+        msg_type: type | None,
+        name: str,
+        qos: QoSProfile,
+        *,
+        type_name: str | None = None,
+        type_hash: str | None = None,
+    ) -> None:
+        """`msg_type` None: a publisher of serialized data of `type_name`, which the type store
+        need not know when `type_hash` is given (bag replay of foreign types)."""
+        super().__init__(
+            node,
+            type_name=type_name or msg_type.__msgtype__,  # type: ignore[union-attr]
+            name=name,
+            qos=qos,
+            type_hash=type_hash,
+        )
         self.msg_type = msg_type
         self._sequence = 0
         self._lock = threading.Lock()

@@ -263,6 +263,26 @@ class Node:
         self.publishers.append(publisher)
         return publisher
 
+    def create_serialized_publisher(
+        self, type_name: str, topic: str, qos: QoSProfile | int, *, type_hash: str | None = None
+    ) -> Publisher:
+        """A publisher of CDR bytes (`publish_serialized`) of the type named `type_name`.
+
+        With `type_hash` (RIHS01) the type need not be known to this process: a bag player
+        replays a foreign type with the hash the bag recorded. Without it, the hash comes from
+        the type store.
+        """
+        publisher = Publisher(
+            self,
+            None,
+            self.resolve_name(topic),
+            as_profile(qos),
+            type_name=type_name,
+            type_hash=type_hash,
+        )
+        self.publishers.append(publisher)
+        return publisher
+
     def create_subscription(
         self,
         msg_type: type,

@@ -1,7 +1,9 @@
 """A Foxglove WebSocket protocol client for tests, written from the ws-protocol spec.
 
 It speaks to the server as Foxglove Studio does (subprotocols `foxglove.sdk.v1` and
-`foxglove.websocket.v1`, JSON control messages, binary data) and decodes messages with the
+`foxglove.websocket.v1`, JSON control messages, binary data; playback control requests and
+playback states as the SDK's protocol code lays them out: client opcode 3, server opcode 5)
+and decodes messages with the
 schemas the server advertised, independently of the bridge's own code: `ros2msg` schemas are
 parsed by a fresh rosbags type store, `protobuf` schemas (Foxglove's own types) by the protobuf
 library from the advertised FileDescriptorSet.
@@ -16,6 +18,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -28,6 +31,21 @@ SUBPROTOCOLS = ['foxglove.sdk.v1', 'foxglove.websocket.v1']
 
 class ServiceCallFailedError(RuntimeError):
     """The server answered a service call with serviceCallFailure."""
+
+
+PLAYBACK_STATUS = {0: 'playing', 1: 'paused', 2: 'buffering', 3: 'ended'}
+PLAYBACK_COMMAND = {'play': 0, 'pause': 1}
+_PLAYBACK_STATE = struct.Struct('<BBQfBI')
+_PLAYBACK_REQUEST = struct.Struct('<BBfBQI')
+
+
+@dataclass(frozen=True)
+class PlaybackState:
+    status: str
+    current_time: int
+    speed: float
+    did_seek: bool
+    request_id: str | None
 
 
 class FoxgloveClient:
@@ -47,6 +65,10 @@ class FoxgloveClient:
         self.parameter_updates: list[dict[str, Any]] = []
         self.graph_updates: list[dict[str, Any]] = []
         self.times: list[int] = []
+        self.playback_states: list[PlaybackState] = []
+        #: Arrival order of data, time and playback state messages: ('data', sub id, log time),
+        #: ('time', ns) or ('state', PlaybackState).
+        self.arrivals: collections.deque[tuple[Any, ...]] = collections.deque(maxlen=200_000)
         self.received: dict[int, collections.deque[tuple[int, bytes]]] = {}  # sub id → data
         self.counts: collections.Counter[int] = collections.Counter()
         self.received_at: dict[int, list[int]] = {}  # sub id → CLOCK_MONOTONIC ns of arrival
@@ -118,12 +140,26 @@ class FoxgloveClient:
             queue.append((timestamp, data[13:]))
             self.received_at.setdefault(subscription_id, []).append(now)
             self.counts[subscription_id] += 1
+            self.arrivals.append(('data', subscription_id, timestamp))
         elif opcode == 2:
             self.times.append(struct.unpack_from('<Q', data, 1)[0])
+            self.arrivals.append(('time', self.times[-1]))
         elif opcode == 3:
             _service_id, call_id, length = struct.unpack_from('<III', data, 1)
             encoding = data[13 : 13 + length].decode()
             self.responses[call_id] = (encoding, data[13 + length :])
+        elif opcode == 5:
+            _, status, current, speed, did_seek, length = _PLAYBACK_STATE.unpack_from(data)
+            start = _PLAYBACK_STATE.size
+            state = PlaybackState(
+                status=PLAYBACK_STATUS.get(status, f'unknown {status}'),
+                current_time=current,
+                speed=speed,
+                did_seek=bool(did_seek),
+                request_id=data[start : start + length].decode() if length else None,
+            )
+            self.playback_states.append(state)
+            self.arrivals.append(('state', state))
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -279,6 +315,35 @@ class FoxgloveClient:
 
     def publish(self, channel_id: int, payload: bytes) -> None:
         self._send(struct.pack('<BI', 1, channel_id) + payload)
+
+    def playback_control(
+        self,
+        command: str,
+        *,
+        speed: float = 1.0,
+        seek_ns: int | None = None,
+        timeout: float = 10.0,
+    ) -> PlaybackState:
+        """Send a playback control request and wait for the state that answers it."""
+        with self._cond:
+            request_id = f'req-{self._next_id}'
+            self._next_id += 1
+        encoded = request_id.encode()
+        self._send(
+            _PLAYBACK_REQUEST.pack(
+                3,
+                PLAYBACK_COMMAND[command],
+                speed,
+                seek_ns is not None,
+                seek_ns or 0,
+                len(encoded),
+            )
+            + encoded
+        )
+        return self.wait_for(
+            lambda: next((s for s in self.playback_states if s.request_id == request_id), None),
+            timeout,
+        )
 
     def close(self) -> None:
         self.ws.close()

@@ -74,11 +74,29 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         'enable_scheduler',
         'scheduler_replicas',
         'mqtt_topic_prefix',
+        'enable_bag_recorder',
+        'bag_output',
     ]
     assert all(arg.description for arg in description.arguments)
     assert description.arguments[3].default == (
         '$(find-pkg-share stf_digital_twin)/config/factory.yaml'
     )
+
+
+def test_bag_recorder_when_enabled(params_file: Path) -> None:
+    description = load_launch(
+        REPO_ROOT / 'launch' / 'factory.launch.xml',
+        {
+            'params_file': str(params_file),
+            'enable_bag_recorder': 'true',
+            'bag_output': 'bags/run1',
+            'use_sim_time': 'true',
+        },
+    )
+    recorder = next(node for node in description.nodes if node.name == 'bag_recorder')
+    assert recorder.executable == 'bag_recorder_node'
+    assert recorder.respawn is False  # a respawned recorder would refuse its existing bag
+    assert recorder.parameters == (params_file, {'use_sim_time': True, 'output': 'bags/run1'})
 
 
 def test_database_url_from_environment_and_per_fleet_factory(

@@ -8,10 +8,10 @@ What clients see:
   exists only while a client is subscribed (transient-local when a publisher is, so latched
   state such as `/stf/inventory` arrives at once; the last latched sample is also replayed to
   clients that subscribe later).
-- **Derived channels.** `/foxglove/rosout` (`foxglove.Log` from `/rosout`); per factory
-  namespace `NS` with station states, `NS/foxglove/scene` (`foxglove.SceneUpdate`, see
-  `scene.py`) and `NS/foxglove/tf` (`foxglove.FrameTransforms` from `NS/tf`). They decode only
-  while subscribed.
+- **Derived channels** (`derived.py`, the same for bag playback): `/foxglove/rosout`
+  (`foxglove.Log` from `/rosout`); per factory namespace `NS` with station states,
+  `NS/foxglove/scene` (`foxglove.SceneUpdate`, see `scene.py`) and `NS/foxglove/tf`
+  (`foxglove.FrameTransforms` from `NS/tf`). They decode only while subscribed.
 - **Services** of the graph, callable with CDR requests; each request is checked against its
   type, then forwarded as CDR with a timeout; the reply goes back as CDR.
 - **Parameters** of every node that serves the standard parameter services, named
@@ -35,15 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import foxglove
-from foxglove.channels import FrameTransformsChannel, LogChannel, SceneUpdateChannel
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.bridges.foxglove.scene import FactoryGeometry, SceneBuilder
+from stf_nodes.bridges.foxglove.derived import (
+    SCENE,
+    STATIONS,
+    DerivedChannel,
+    derived_channels,
+)
+from stf_nodes.bridges.foxglove.scene import FactoryGeometry
 from stf_nodes.bridges.foxglove.schemas import (
     BadRequestError,
     GraphSummary,
     from_foxglove_parameter,
-    log_from_rosout,
     parameter_name,
     ros_schema,
     split_parameter_name,
@@ -55,12 +59,6 @@ from stf_nodes.runtime import names
 from stf_nodes.runtime.entities import MAX_MESSAGE_BYTES
 from stf_nodes.runtime.names import InvalidNameError, Token
 from stf_nodes.runtime.parameters import Parameter, value_from_msg
-
-ROSOUT = '/rosout'
-LOG_TOPIC = '/foxglove/rosout'
-SCENE_SUFFIX = '/foxglove/scene'
-TF_SUFFIX = '/foxglove/tf'
-STATIONS = ('hbw', 'vgr', 'conveyor')
 
 #: How long graph changes are collected before channels are updated (a factory starting up
 #: declares hundreds of tokens within a few milliseconds).
@@ -97,14 +95,6 @@ class _Tap:
     last: bytes | None = None  # the last sample of a latched topic, for late clients
 
 
-@dataclass
-class _Scene:
-    """The derived channels of one factory namespace."""
-
-    namespace: str
-    builder: SceneBuilder
-
-
 class GraphSource(ServerHandler):
     """Feeds a FoxgloveServer from the graph seen by `node` (see the module docstring)."""
 
@@ -117,7 +107,7 @@ class GraphSource(ServerHandler):
         self._param_allowed = _matcher(settings.param_whitelist)
         self._lock = threading.RLock()
         self._channel_types: dict[str, str] = {}  # ROS channels: topic → type
-        self._scenes: dict[str, _Scene] = {}  # scene topic → namespace's scene
+        self._derived: dict[str, DerivedChannel] = {}  # derived channel topic → channel
         self._taps: dict[str, _Tap] = {}
         self._clients: dict[str, runtime.Client] = {}  # service name → client
         self._publishers: dict[str, tuple[runtime.Publisher, int]] = {}  # topic → (pub, users)
@@ -229,31 +219,19 @@ class GraphSource(ServerHandler):
 
     def _reconcile_derived(self, channels: dict[str, str]) -> None:
         assert self.server is not None
-        namespaces = {
-            topic[: -len(f'/stf/{station}/state')]
-            for topic in channels
-            for station in STATIONS
-            if topic.endswith(f'/stf/{station}/state')
-        }
-        wanted_scenes = {ns + SCENE_SUFFIX: ns for ns in namespaces}
-        wanted_tf = {ns + TF_SUFFIX: ns for ns in namespaces if ns + '/tf' in channels}
+        wanted = derived_channels(channels)
         with self._lock:
-            stale = [t for t in self._scenes if t not in wanted_scenes and t not in wanted_tf]
+            stale = [t for t, d in self._derived.items() if wanted.get(t) != d.spec]
             for topic in stale:
-                del self._scenes[topic]
+                del self._derived[topic]
         for topic in stale:
             self.server.unadvertise(topic)
-        for topic, ns in {**wanted_scenes, **wanted_tf}.items():
+        for topic, spec in wanted.items():
             with self._lock:
-                if topic in self._scenes:
+                if topic in self._derived:
                     continue
-                self._scenes[topic] = _Scene(ns, SceneBuilder(namespace=ns or '/'))
-            make = SceneUpdateChannel if topic.endswith(SCENE_SUFFIX) else FrameTransformsChannel
-            self.server.advertise(topic, lambda context, t=topic, m=make: m(t, context=context))
-        if ROSOUT in channels:
-            self.server.advertise(LOG_TOPIC, lambda context: LogChannel(LOG_TOPIC, context=context))
-        else:
-            self.server.unadvertise(LOG_TOPIC)
+                derived = self._derived[topic] = DerivedChannel(topic, spec)
+            self.server.advertise(topic, derived.make)
 
     def _reconcile_services(self, tokens: list[Token]) -> None:
         assert self.server is not None
@@ -292,46 +270,36 @@ class GraphSource(ServerHandler):
 
     def on_first_subscriber(self, topic: str) -> None:
         with self._lock:
-            scene = self._scenes.get(topic)
+            derived = self._derived.get(topic)
             type_name = self._channel_types.get(topic)
-        if topic == LOG_TOPIC:
-            self._consume(ROSOUT, LOG_TOPIC, self._forward_log)
-        elif scene is not None and topic.endswith(SCENE_SUFFIX):
-            # The builder keeps what it saw last time: a paused factory still has a scene, and
-            # the first new state corrects what changed meanwhile (deletions included).
-            for station in STATIONS:
-                self._consume(
-                    f'{scene.namespace}/stf/{station}/state',
-                    topic,
-                    self._scene_updater(topic, f'stf_msgs/msg/{station.capitalize()}State'),
-                )
-            self._tasks.put(lambda: self._load_geometry(topic))
-        elif scene is not None:
-            self._consume(f'{scene.namespace}/tf', topic, self._tf_forwarder(topic))
+        if derived is not None:
+            # A scene builder keeps what it saw last time: a paused factory still has a
+            # scene, and the first new state corrects what changed meanwhile (deletions too).
+            for source in derived.sources:
+                self._consume(source, topic, self._derived_forwarder(derived, source))
+            if derived.kind == SCENE:
+                self._tasks.put(lambda: self._load_geometry(topic))
         elif type_name is not None:
             self._consume(topic, 'raw', self._forwarder(topic))
 
     def on_subscribe(self, topic: str) -> None:
         assert self.server is not None
         with self._lock:
-            scene = self._scenes.get(topic)
+            derived = self._derived.get(topic)
             tap = self._taps.get(topic)
             latched = tap.last if tap is not None else None
-        if scene is not None and topic.endswith(SCENE_SUFFIX):
-            self.server.log(topic, scene.builder.snapshot(), self._now_ns())
+        snapshot = derived.snapshot() if derived is not None else None
+        if snapshot is not None:
+            self.server.log(topic, snapshot, self._now_ns())
         elif latched is not None:
             self.server.log(topic, latched, self._now_ns())
 
     def on_last_unsubscribed(self, topic: str) -> None:
         with self._lock:
-            scene = self._scenes.get(topic)
-        if topic == LOG_TOPIC:
-            self._release(ROSOUT, LOG_TOPIC)
-        elif scene is not None and topic.endswith(SCENE_SUFFIX):
-            for station in STATIONS:
-                self._release(f'{scene.namespace}/stf/{station}/state', topic)
-        elif scene is not None:
-            self._release(f'{scene.namespace}/tf', topic)
+            derived = self._derived.get(topic)
+        if derived is not None:
+            for source in derived.sources:
+                self._release(source, topic)
         else:
             self._release(topic, 'raw')
 
@@ -400,45 +368,30 @@ class GraphSource(ServerHandler):
 
         return forward
 
-    def _forward_log(self, payload: bytes, now: int) -> None:
-        assert self.server is not None
-        record = interfaces.deserialize(payload, 'rcl_interfaces/msg/Log')
-        self.server.log(LOG_TOPIC, log_from_rosout(record), now)
-
-    def _scene_updater(self, topic: str, state_type: str) -> Callable[[bytes, int], None]:
-        decode = interfaces.decoder(state_type)
-
-        def update(payload: bytes, now: int) -> None:
-            assert self.server is not None
-            with self._lock:
-                scene = self._scenes.get(topic)
-            if scene is None:
-                return
-            change = scene.builder.update(decode(payload))
-            if change is not None:
-                self.server.log(topic, change, now)
-
-        return update
-
-    def _tf_forwarder(self, topic: str) -> Callable[[bytes, int], None]:
+    def _derived_forwarder(
+        self, derived: DerivedChannel, source: str
+    ) -> Callable[[bytes, int], None]:
         def forward(payload: bytes, now: int) -> None:
             assert self.server is not None
             with self._lock:
-                scene = self._scenes.get(topic)
-            if scene is not None:
-                tf = interfaces.deserialize(payload, 'tf2_msgs/msg/TFMessage')
-                self.server.log(topic, scene.builder.transforms(tf), now)
+                current = self._derived.get(derived.topic) is derived
+            if not current:
+                return  # the channel was removed meanwhile
+            message = derived.convert(source, payload)
+            if message is not None:
+                self.server.log(derived.topic, message, now)
 
         return forward
 
     def _load_geometry(self, topic: str) -> None:
         """The factory's dimensions from its station nodes' parameters (defaults if absent)."""
         with self._lock:
-            scene = self._scenes.get(topic)
+            scene = self._derived.get(topic)
         if scene is None:
             return
         parameters = {
-            station: self._node_parameters(f'{scene.namespace}/{station}') for station in STATIONS
+            station: self._node_parameters(f'{scene.spec.namespace}/{station}')
+            for station in STATIONS
         }
         try:
             geometry = FactoryGeometry.from_parameters(**parameters)

@@ -53,6 +53,7 @@ from foxglove.messages import (
     Quaternion,
     SceneEntity,
     SceneEntityDeletion,
+    SceneEntityDeletionType,
     SceneUpdate,
     TextPrimitive,
     Timestamp,
@@ -109,6 +110,8 @@ _SQRT_HALF = math.sqrt(0.5)
 Z_TO_Y = (-_SQRT_HALF, 0.0, 0.0, _SQRT_HALF)
 Z_TO_X = (0.0, _SQRT_HALF, 0.0, _SQRT_HALF)
 IDENTITY = (0.0, 0.0, 0.0, 1.0)
+#: A deletion at this stamp removes entities whatever their own stamps ("created before").
+_LATEST = Timestamp(2**32 - 1, 999_999_999)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,10 +295,14 @@ class SceneBuilder:
             deletions=[SceneEntityDeletion(timestamp=stamp, id=self.prefix + i) for i in gone],
         )
 
-    def snapshot(self) -> SceneUpdate:
-        """Every entity of the current scene."""
+    def snapshot(self, *, replace: bool = False) -> SceneUpdate:
+        """Every entity of the current scene; with `replace`, first delete every entity a
+        client holds (a bag player after a seek: entities of the old moment must go)."""
         return SceneUpdate(
-            entities=[e for entities in self._latest.values() for e in entities.values()]
+            deletions=[SceneEntityDeletion(timestamp=_LATEST, type=SceneEntityDeletionType.All)]
+            if replace
+            else [],
+            entities=[e for entities in self._latest.values() for e in entities.values()],
         )
 
     def entity_ids(self) -> list[str]:
