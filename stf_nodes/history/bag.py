@@ -5,7 +5,10 @@ time: ``stf/<station>/state`` at every motor sample (motors with every ``MotorSt
 sensors as their latest edge says, state code and task from the station state changes; the
 positions and workpieces the rows do not hold stay empty), ``stf/commands``, ``stf/alerts``,
 ``stf/inventory`` (the whole rack after every change) and ``rosout``; names under the factory's
-namespace. Written with the project's bag writer (:func:`stf_nodes.bag.writer.open_bag`).
+namespace. Written with the project's bag writer (:func:`stf_nodes.bag.writer.open_bag`), zstd
+chunks. Telemetry is thinned to the generator's motor samples (one state per station and
+sample instant, not the live 10 Hz) while every event is kept, so a 30-day bag stays small and
+fluid in Foxglove (README: Bags).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from stf_nodes import interfaces
-from stf_nodes.bag.writer import open_bag
+from stf_nodes.bag.writer import StorageOptions, open_bag
 from stf_nodes.runtime import QoSProfile, qos_profile_latched
 
 STATE_TYPES = {
@@ -46,7 +49,7 @@ class HistoryBag:
 
     def __init__(self, path: Path, *, factory: str, slots: Iterable[str]) -> None:
         self.prefix = f'/{factory}' if factory else ''
-        self.bag = open_bag(path)
+        self.bag = open_bag(path, StorageOptions(compression='zstd'))
         self.bag.add_topic(
             f'{self.prefix}/stf/inventory', 'stf_msgs/msg/Inventory', qos=qos_profile_latched
         )
