@@ -8,7 +8,7 @@ clients (`stf_nodes.station_clients`) and holds the lease.
 
 Hot standby: several schedulers may share one database (`scheduler_replicas:=2` in
 `factory.launch.xml`; PostgreSQL across hosts, SQLite on one host). The one that holds the lease
-(`scheduler_leases`: a heartbeat it counts up every `lease_s / 4` of steady time) leads: it runs
+(`scheduler_leases`: a heartbeat it counts up every `lease_s / 10` of steady time) leads: it runs
 the commands, restores stations, publishes `stf/commands` and `stf/inventory` and serves every
 service. The others answer the read-only services (`stf/command/list`, `stf/inventory/get`)
 and watch the heartbeat; when it stands still for `lease_s` on their own clock (no clocks are
@@ -171,8 +171,10 @@ class SchedulerNode(runtime.Node):
         self.create_service(ListCommands, 'stf/command/list', self._on_list)
         self.create_service(GetInventory, 'stf/inventory/get', self._on_get_inventory)
         self._leader_entities: list[Any] = []
-        # The lease runs on steady time (see stf_nodes.scheduler.runner: Fencing).
-        self.create_timer(self._lease_s / 4, self._on_lease, clock=runtime.SteadyClock())
+        # The lease runs on steady time (see stf_nodes.scheduler.runner: Fencing). A standby
+        # measures from the first time it saw the last heartbeat, so how often it looks is
+        # what the takeover takes beyond lease_s.
+        self.create_timer(self._lease_s / 10, self._on_lease, clock=runtime.SteadyClock())
         self.create_timer(1.0 / tick_rate, self._on_tick)
         self.get_logger().info(
             f'scheduler {self._holder} on {engine.url.render_as_string()}; '

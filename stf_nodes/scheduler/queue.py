@@ -486,7 +486,8 @@ class CommandQueue:
         another holder keeps renewing it.
 
         The holder renews by counting its heartbeat (``beat``) up; call this every
-        ``duration_ns / 4`` or so. A contender compares no clocks: it watches the heartbeat on
+        ``duration_ns / 10`` or so (a contender too: its takeover is up to one interval late).
+        A contender compares no clocks: it watches the heartbeat on
         its own steady clock (``now_ns``) and takes the lease once the beat has stood still for
         the holder's ``duration_ns``, or at once when the lease was given up. Hosts with
         skewed clocks, and a sim clock that restarted after a power loss, therefore never
