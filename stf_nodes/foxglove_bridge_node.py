@@ -26,7 +26,6 @@ Parameters:
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from foxglove.websocket import Capability
@@ -34,6 +33,7 @@ from foxglove.websocket import Capability
 from stf_nodes import runtime
 from stf_nodes.bridges.foxglove.graph_source import GraphSource, Settings
 from stf_nodes.bridges.foxglove.server import FoxgloveServer
+from stf_nodes.process import exit_process
 
 
 class FoxgloveBridgeNode(runtime.Node):
@@ -123,4 +123,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

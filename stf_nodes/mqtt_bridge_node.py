@@ -58,7 +58,6 @@ services), `keepalive_s`, `persistent_session`, `tls.enabled`, `tls.ca_file`,
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -79,6 +78,7 @@ from stf_nodes.bridges.mqtt_core import (
 )
 from stf_nodes.bridges.mqtt_link import Inbound, LinkEvent, LinkSettings, PahoLink, Publication
 from stf_nodes.bridges.topic_map import Route, load_routes
+from stf_nodes.process import exit_process
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
@@ -783,4 +783,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
 import threading
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.process import exit_process
 from stf_nodes.recorder.core import (
     STATE_TYPES,
     SUPPORTED_TYPES,
@@ -403,4 +403,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -68,6 +67,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.messages import log_alert
+from stf_nodes.process import exit_process
 from stf_nodes.scheduler.queue import CommandQueue
 from stf_nodes.scheduler.records import CommandRecord, LeaseLost, Rejected
 from stf_nodes.scheduler.routes import PlanSettings
@@ -508,4 +508,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())
