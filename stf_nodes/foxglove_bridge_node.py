@@ -64,13 +64,25 @@ class FoxgloveBridgeNode(runtime.Node):
                 'subscription_depth', 100, description='graph subscription queue per topic'
             ).value,
             service_timeout_s=self.declare_parameter(
-                'service_timeout_s', 5.0, description='timeout of a forwarded service call, s'
+                'service_timeout_s',
+                5.0,
+                description='timeout of a forwarded service call',
+                unit='s',
+                low=0,
             ).value,
             parameter_timeout_s=self.declare_parameter(
-                'parameter_timeout_s', 2.0, description='timeout of a parameter request, s'
+                'parameter_timeout_s',
+                2.0,
+                description='timeout of a parameter request',
+                unit='s',
+                low=0,
             ).value,
             parameter_poll_s=self.declare_parameter(
-                'parameter_poll_s', 2.0, description='refresh period of watched parameters, s'
+                'parameter_poll_s',
+                2.0,
+                description='refresh period of watched parameters',
+                unit='s',
+                low=0,
             ).value,
         )
         sim_time = bool(self.get_parameter('use_sim_time').value)

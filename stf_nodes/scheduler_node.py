@@ -182,7 +182,11 @@ class SchedulerNode(runtime.Node):
         )
 
     def _number(self, name: str, default: float, description: str) -> float:
-        value = self.declare_parameter(name, default, description=description).value
+        # The names carry their unit, as in config/scheduler.yaml: `_s` seconds, `_rate` per s.
+        unit = 's' if name.endswith('_s') else '1/s' if name.endswith('_rate') else ''
+        value = self.declare_parameter(
+            name, default, description=description, unit=unit, low=0.0
+        ).value
         if not isinstance(value, (int, float)) or not 0 < value < float('inf'):
             raise ValueError(f'parameter {name} must be a positive number, got {value!r}')
         return float(value)

@@ -48,6 +48,7 @@ from stf_nodes.runtime.parameters import (
     descriptor_msg,
     load_parameter_file,
     names_matching,
+    out_of_range,
     parameter_event,
     type_of,
     value_from_msg,
@@ -459,9 +460,15 @@ class Node:
         value: Any = None,
         *,
         description: str = '',
+        unit: str = '',
+        low: float | None = None,
+        high: float | None = None,
         read_only: bool = False,
         dynamic_typing: bool = False,
     ) -> Parameter:
+        """Declare a parameter with its default, as rclpy does, and its descriptor: what it
+        means (``description``), its ``unit`` and, for a number, its range (``low``..``high``,
+        enforced on the override and on every set)."""
         if name in self._parameters:
             raise ParameterError(f'parameter {name!r} is already declared')
         chosen = self._overrides.get(name, value)
@@ -477,14 +484,21 @@ class Node:
             )
         if isinstance(value, float) and isinstance(chosen, int) and not isinstance(chosen, bool):
             chosen = float(chosen)
-        self._parameters[name] = chosen
-        self._descriptors[name] = descriptor_msg(
+        descriptor = descriptor_msg(
             name,
             chosen if chosen is not None else value,
             description=description,
+            unit=unit,
+            low=low,
+            high=high,
             read_only=read_only,
             dynamic_typing=dynamic_typing or value is None,
         )
+        refusal = out_of_range(descriptor, chosen)
+        if refusal:
+            raise ParameterError(refusal)
+        self._parameters[name] = chosen
+        self._descriptors[name] = descriptor
         self._announce_parameters(new=[Parameter(name, chosen)])
         return Parameter(name, chosen)
 
@@ -579,7 +593,7 @@ class Node:
                 f'wrong parameter type for {parameter.name!r}: expected '
                 f'{ParameterType(descriptor.type).name}, got {new_type.name}'
             )
-        return ''
+        return out_of_range(descriptor, parameter.value)
 
     def set_parameters(self, parameters: list[Parameter]) -> list[Any]:
         return [self.set_parameters_atomically([p]) for p in parameters]
