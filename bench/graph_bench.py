@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -293,6 +294,7 @@ def main() -> int:
         return 0
 
     endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     try:
         results = run(args)
         raw, stf = results['raw'], results['stf']

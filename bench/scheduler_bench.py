@@ -137,7 +137,8 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix='stf_sched_bench_'))
     seeded_queue(workdir / 'node.db')
-    router = spawn_router()[1]
+    endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     scheduler = None
     try:
         scheduler = subprocess.Popen(

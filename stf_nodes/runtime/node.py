@@ -21,10 +21,9 @@ every tool.
 
 from __future__ import annotations
 
-import inspect
-import sys
+import os
 import threading
-import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +40,7 @@ from stf_nodes.runtime.entities import (
     Subscription,
     Timer,
 )
+from stf_nodes.runtime.logger import LOG_LEVELS, Logger
 from stf_nodes.runtime.parameters import (
     Parameter,
     ParameterError,
@@ -61,74 +61,6 @@ from stf_nodes.runtime.qos import (
     qos_profile_rosout,
     qos_profile_services_default,
 )
-
-LOG_LEVELS = {'DEBUG': 10, 'INFO': 20, 'WARN': 30, 'ERROR': 40, 'FATAL': 50}
-
-
-class Logger:
-    """Node logger: writes `[LEVEL] [stamp] [name]: msg` to stderr and publishes `/rosout`."""
-
-    def __init__(self, node: Node, name: str, level: int) -> None:
-        self._node = node
-        self.name = name
-        self.level = level
-        self._once: set[tuple[str, int]] = set()
-        self._last: dict[tuple[str, int], float] = {}
-        self._publisher: Publisher | None = None
-
-    def _log(
-        self, level: str, message: str, *, once: bool = False, throttle_duration_sec: float = 0.0
-    ) -> bool:
-        severity = LOG_LEVELS[level]
-        if severity < self.level:
-            return False
-        caller = inspect.currentframe()
-        frame = caller.f_back.f_back if caller and caller.f_back else None
-        where = (frame.f_code.co_filename, frame.f_lineno) if frame else ('', 0)
-        if once:
-            if where in self._once:
-                return False
-            self._once.add(where)
-        if throttle_duration_sec:
-            now = time.monotonic()
-            if now - self._last.get(where, -1e18) < throttle_duration_sec:
-                return False
-            self._last[where] = now
-        stamp = self._node.get_clock().now()
-        print(
-            f'[{level}] [{stamp.seconds():.9f}] [{self.name}]: {message}',
-            file=sys.stderr,
-            flush=True,
-        )
-        if self._publisher is not None:
-            log = interfaces.get_message_class('rcl_interfaces/msg/Log')(
-                stamp=stamp.to_msg(),
-                level=severity,
-                name=self.name,
-                msg=message,
-                file=where[0],
-                function=frame.f_code.co_name if frame else '',
-                line=where[1],
-            )
-            self._publisher.publish(log)
-        return True
-
-    def debug(self, message: str, **kwargs: Any) -> bool:
-        return self._log('DEBUG', message, **kwargs)
-
-    def info(self, message: str, **kwargs: Any) -> bool:
-        return self._log('INFO', message, **kwargs)
-
-    def warning(self, message: str, **kwargs: Any) -> bool:
-        return self._log('WARN', message, **kwargs)
-
-    warn = warning
-
-    def error(self, message: str, **kwargs: Any) -> bool:
-        return self._log('ERROR', message, **kwargs)
-
-    def fatal(self, message: str, **kwargs: Any) -> bool:
-        return self._log('FATAL', message, **kwargs)
 
 
 class Node:
@@ -177,6 +109,7 @@ class Node:
         self._descriptors: dict[str, Any] = {}
         self._allow_undeclared = allow_undeclared_parameters
         self._on_set_callbacks: list[Callable[[list[Parameter]], Any]] = []
+        self.callback_errors = 0
         self._overrides = self._collect_overrides(process_args, local_args, parameter_overrides)
 
         level_name = (local_args and local_args.log_level) or process_args.log_level or 'INFO'
@@ -240,6 +173,16 @@ class Node:
     def _name_taken(self) -> bool:
         graph_nodes = self.context.graph.node_names_and_namespaces()
         return (self._name, self._namespace) in graph_nodes
+
+    def callback_failed(self, item: Any, error: Exception) -> bool:
+        """A callback of this node raised (the executor calls this wherever it ran): log it
+        with its traceback and count it in ``callback_errors``. True when it must end the
+        spin (``STF_CALLBACK_ERRORS=raise``, rclpy's behaviour); by default the node goes on."""
+        self.callback_errors += 1
+        what = getattr(item, 'name', type(item).__name__.lower())
+        trace = ''.join(traceback.format_exception(error)).rstrip()
+        self.get_logger().error(f'callback of {what} raised:\n{trace}')
+        return os.environ.get('STF_CALLBACK_ERRORS', 'log') == 'raise'
 
     def get_logger(self) -> Logger:
         return self._logger
