@@ -86,13 +86,17 @@ def ratio(row: dict[str, Any]) -> float | None:
     return float(row['value']) / float(row['baseline'])
 
 
+def number(value: float) -> str:
+    return f'{value:,.0f}' if abs(value) >= 1000 else f'{value:.3g}'
+
+
 def table(rows: list[dict[str, Any]], failures: dict[str, str]) -> str:
     header = ('metric', 'value', 'target', 'baseline (same run)', 'ratio', 'pass')
     lines = [header]
     for row in rows:
-        value = 'n/a' if row['value'] is None else f'{row["value"]:,.4g} {row["unit"]}'
+        value = 'n/a' if row['value'] is None else f'{number(row["value"])} {row["unit"]}'
         baseline = (
-            '' if row['baseline'] is None else f'{row["baseline"]:,.4g} {row["baseline_name"]}'
+            '' if row['baseline'] is None else f'{number(row["baseline"])} {row["baseline_name"]}'
         )
         factor = ratio(row)
         verdict = {True: 'yes', False: 'NO', None: ''}[row['met']]
