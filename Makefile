@@ -26,8 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench
 	$(BIN)/mypy
 
+# Every benchmark, one table (python -m bench --help); `make bench ARGS=--quick` for ~2 min.
 bench: $(STAMP)
-	$(BIN)/python bench/graph_bench.py
+	$(BIN)/python -m bench $(ARGS)
 
 # Pictures of the live factory in a headless Foxglove viewer (Lichtblick); needs Debian's
 # chromium (apt-get install -y chromium) and ../shared/viewer.
