@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.typesys.base import Nodetype
 
 __all__ = [
     'InterfaceError',
@@ -176,18 +176,21 @@ def _char_as_uint8(desc: Any) -> Any:
 def _store() -> Any:
     store = get_typestore(Stores.ROS2_KILTED)
     typedefs: dict[str, tuple[list[Any], list[Any]]] = {}
-    service_names = []
     for name, text in _interface_files():
-        if '/srv/' in name:
+        if name in _service_names():
             typedefs.update(_service_typedefs(name, text))
-            service_names.append(name)
         else:
             typedefs.update(get_types_from_msg(text, name))
     store.register(typedefs)
     for name, (consts, fields) in list(store.fielddefs.items()):
         store.fielddefs[name] = (consts, [(f, _char_as_uint8(d)) for f, d in fields])
-    store.stf_services = frozenset(service_names)
     return store
+
+
+@cache
+def _service_names() -> frozenset[str]:
+    """The services of the interface files (`pkg/srv/Name`), not their internal parts."""
+    return frozenset(name for name, _ in _interface_files() if '/srv/' in name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +222,7 @@ def list_interfaces() -> list[str]:
     names = []
     for name in store.fielddefs:
         if '/srv/' in name:
-            if name in store.stf_services:
+            if name in _service_names():
                 names.append(name)
         elif not name.endswith(('_Request', '_Response', '_Event')):
             names.append(name)
@@ -236,7 +239,7 @@ def dds_type_name(name: str) -> str:
 def type_hash(name: str) -> str:
     """The RIHS01 hash of a message or service type."""
     full = _resolve(name)
-    return _store().hash_rihs01(full)
+    return str(_store().hash_rihs01(full))
 
 
 def _resolve(name: str) -> str:
@@ -279,10 +282,10 @@ def _default_factory(desc: Any) -> Any:
     return list
 
 
-def _message_eq(self: Any, other: object) -> bool:
+def _message_eq(self: Any, other: object) -> Any:  # bool, or NotImplemented
     if type(other) is not type(self):
         return NotImplemented
-    return to_data(self) == to_data(other)
+    return bool(to_data(self) == to_data(other))
 
 
 @cache
@@ -324,9 +327,8 @@ def get_message_class(name: str) -> type:
 @cache
 def get_service(name: str) -> ServiceType:
     """The service type `pkg/srv/Name` with its Request and Response classes."""
-    store = _store()
     full = _normalize_name(name, 'srv')
-    if full not in store.stf_services:
+    if full not in _service_names():
         raise _unknown(full, [n for n in list_interfaces() if '/srv/' in n])
     return ServiceType(
         name=full,
@@ -475,7 +477,7 @@ def from_data(name: str, data: Any, *, path: str = '') -> Any:
     Raises InterfaceError naming the field path and the expected type on any mismatch.
     """
     cls = get_message_class(name)
-    full = cls.__msgtype__
+    full = _resolve(name)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -585,10 +587,10 @@ def interface_definition(name: str) -> str:
         if file_name == _normalize_name(name) or file_name == _normalize_name(name, 'srv'):
             return text
     full = _resolve(name)
-    return _store().generate_msgdef(full, ros_version=2)[0].split('=' * 80)[0]
+    return str(_store().generate_msgdef(full, ros_version=2)[0]).split('=' * 80)[0]
 
 
 def message_definition_text(name: str) -> str:
     """The concatenated definition (`ros2msg` schema text) used by rosbag2 MCAP and Foxglove."""
     full = _resolve(name)
-    return _store().generate_msgdef(full, ros_version=2)[0]
+    return str(_store().generate_msgdef(full, ros_version=2)[0])

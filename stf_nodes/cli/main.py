@@ -465,6 +465,10 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ['router']:
+        # The router alone needs neither the parser nor the message types: it starts at once
+        # (the launch waits for it before any node).
+        return cmd_router(argparse.Namespace())
     if argv[:1] == ['launch']:
         # `stf launch` owns its whole command line (options may come first, like
         # `stf launch --show-args FILE`) and its own signal handling.

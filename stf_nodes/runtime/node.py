@@ -311,14 +311,15 @@ class Node:
         self.context.nodes.discard(self)
         if self._executor is not None:
             self._executor.remove_node(self)
-        for entity in [
+        entities: list[GuardCondition | Timer | Client | Service | Subscription | Publisher] = [
             *self.guards,
             *self.timers,
             *self.clients,
             *self.services,
             *self.subscriptions,
             *self.publishers,
-        ]:
+        ]
+        for entity in entities:
             entity.destroy()
         self.guards.clear()
         self.timers.clear()
