@@ -57,6 +57,7 @@ __all__ = [
     'message_definition_text',
     'nested_types',
     'serialize',
+    'serializer',
     'to_data',
     'type_hash',
 ]
@@ -363,12 +364,24 @@ _NOT_AS_IS = (
 
 def serialize(message: Any) -> bytes:
     """CDR (little endian, with the 4-byte encapsulation header) of a generated message."""
-    try:
-        return codec(message.__msgtype__).encode(message)
-    except _NOT_AS_IS:
-        # Plain lists in primitive-sequence fields, or wrong types: normalise through the
-        # validating converter, which names the offending field, then encode.
-        return codec(message.__msgtype__).encode(from_data(message.__msgtype__, to_data(message)))
+    return serializer(message.__msgtype__)(message)
+
+
+@cache
+def serializer(name: str) -> Callable[[Any], bytes]:
+    """`serialize` for messages of one type (publishers keep it: no lookup per message)."""
+    full = _resolve(name)
+    encode = codec(full).encode
+
+    def serialize_one(message: Any) -> bytes:
+        try:
+            return encode(message)
+        except _NOT_AS_IS:
+            # Plain lists in primitive-sequence fields, or wrong types: normalise through the
+            # validating converter, which names the offending field, then encode.
+            return encode(from_data(full, to_data(message)))
+
+    return serialize_one
 
 
 @cache
