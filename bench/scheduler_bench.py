@@ -1,13 +1,16 @@
 """Scheduler benchmark: order submission through the scheduler node, with baselines.
 
 For each backend (SQLite, PostgreSQL), starts a router on a free port and one `scheduler_node`
-on a fresh database whose inventory this script seeds with nine RAW_DOUGH cookies (no station
-nodes run, so nothing executes: every accepted order stays PENDING until cancelled). Measures:
+on a fresh database whose inventory this script seeds with RAW_DOUGH cookies, one per client
+loop and at least nine (no station nodes run, so nothing executes: every accepted order stays
+PENDING until cancelled). Measures:
 - `ProcessOrder` service round trip (p50, p99): one client submits `source_slot: A1` and then
   cancels it (a reservation allows one unfinished order per cookie), N times;
-- sustained accepted submissions per second: nine client loops, one per slot, spread over
-  `--processes` client processes, each submitting a valid ProcessOrder for its slot and
-  cancelling it, as fast as answered; the rate counts accepted submissions (each pair is two
+- sustained accepted submissions per second: `--loops` client loops (nine by default), one per
+  slot, spread over `--processes` client processes, each submitting a valid ProcessOrder for
+  its slot and cancelling it, as fast as answered (concurrent requests are what group commit
+  shares a transaction among: with a commit taking C ms, L loops cannot exceed L / 2C orders
+  per ms); the rate counts accepted submissions (each pair is two
   committed requests: the node commits twice as many), with the ProcessOrder round trips
   (p50, p99) measured meanwhile;
 - baselines in the same run: an empty service round trip to the same node
@@ -17,9 +20,9 @@ nodes run, so nothing executes: every accepted order stays PENDING until cancell
 Targets (issue 16): >= 1,000 accepted orders/s through the service on each backend, p99
 round trip <= 20 ms at that rate.
 
-Run: `python bench/scheduler_bench.py [--calls 1000] [--seconds 5] [--backends sqlite
-postgresql] [--postgres-url URL]`. PostgreSQL runs in a scratch database created on that server
-and dropped after. Prints a table per backend and the load average.
+Run: `python bench/scheduler_bench.py [--calls 1000] [--seconds 5] [--loops 9] [--backends
+sqlite postgresql] [--postgres-url URL]`. PostgreSQL runs in a scratch database created on
+that server and dropped after. Prints a table per backend and the load average.
 """
 
 from __future__ import annotations
@@ -51,19 +54,22 @@ from stf_nodes.workpieces import rack_slots
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 CancelCommand = interfaces.get_service('stf_msgs/srv/CancelCommand')
 GetParameterTypes = interfaces.get_service('rcl_interfaces/srv/GetParameterTypes')
-SLOTS = rack_slots(3, 3)
-STOCK = [
-    InventorySlot(slot, f'c{n}', Workpiece(f'w{n}', 'CHOCO', WorkpieceStatus.RAW_DOUGH))
-    for n, slot in enumerate(SLOTS)
-]
 TARGET_RATE, TARGET_P99_MS = 1000.0, 20.0
 
 
-def seeded_queue(url: str) -> CommandQueue:
+def rack(loops: int) -> tuple[str, ...]:
+    """A rack of three columns with a slot per client loop (3x3 for the nine loops of old)."""
+    return rack_slots(max(3, -(-loops // 3)), 3)[: max(loops, 9)]
+
+
+def seeded_queue(url: str, slots: tuple[str, ...]) -> CommandQueue:
     engine = make_engine(url)
     upgrade_schema(engine)
     queue = CommandQueue(engine=engine)
-    queue.seed_inventory(STOCK)
+    queue.seed_inventory(
+        InventorySlot(slot, f'c{n}', Workpiece(f'w{n}', 'CHOCO', WorkpieceStatus.RAW_DOUGH))
+        for n, slot in enumerate(slots)
+    )
     return queue
 
 
@@ -130,11 +136,13 @@ def client_loops(slots: list[str], seconds: float) -> dict[str, object]:
     return {'accepted': sum(accepted), 'latencies': [t for ts in latencies for t in ts]}
 
 
-def sustained_rate(seconds: float, processes: int) -> tuple[float, list[float]]:
+def sustained_rate(
+    slots: tuple[str, ...], seconds: float, processes: int
+) -> tuple[float, list[float]]:
     """Accepted submissions per second and the ProcessOrder round trips meanwhile: one
-    submit+cancel loop per slot, the nine loops spread over client processes so the clients'
-    own Python does not cap what the node accepts."""
-    groups = [list(SLOTS[index::processes]) for index in range(processes)]
+    submit+cancel loop per slot, the loops spread over client processes so the clients' own
+    Python does not cap what the node accepts."""
+    groups = [list(slots[index::processes]) for index in range(processes)]
     clients = [
         subprocess.Popen(
             [sys.executable, __file__, '--client', ','.join(group), '--seconds', str(seconds)],
@@ -152,7 +160,7 @@ def sustained_rate(seconds: float, processes: int) -> tuple[float, list[float]]:
 
 
 def raw_queue_rate(url: str, seconds: float) -> float:
-    queue = seeded_queue(url)
+    queue = seeded_queue(url, rack(9))
     done, stop = 0, time.monotonic() + seconds
     start = time.monotonic()
     while time.monotonic() < stop:
@@ -163,7 +171,8 @@ def raw_queue_rate(url: str, seconds: float) -> float:
 
 
 def measure(url: str, raw_url: str, options: argparse.Namespace) -> dict[str, object]:
-    seeded_queue(url)
+    slots = rack(options.loops)
+    seeded_queue(url, slots)
     router = spawn_router()[1]
     scheduler = None
     try:
@@ -190,7 +199,7 @@ def measure(url: str, raw_url: str, options: argparse.Namespace) -> dict[str, ob
         empty_ms = round_trips(lambda: empty.call(GetParameterTypes.Request()), options.calls)
         elapsed: list[float] = []
         round_trips(process_then_cancel, options.calls)
-        rate, loaded = sustained_rate(options.seconds, options.processes)
+        rate, loaded = sustained_rate(slots, options.seconds, options.processes)
     finally:
         for process in (scheduler, router):
             if process is not None:
@@ -214,7 +223,9 @@ def report(backend: str, result: dict[str, object], options: argparse.Namespace)
     loaded: list[float] = result['loaded']  # type: ignore[assignment]
     rate: float = result['rate']  # type: ignore[assignment]
     p50, p99 = percentile(loaded, 0.5), percentile(loaded, 0.99)
-    label = f'sustained accepted ProcessOrders, 9 loops in {options.processes} processes'
+    label = (
+        f'sustained accepted ProcessOrders, {options.loops} loops in {options.processes} processes'
+    )
     print(f'{"":<{len(backend) + 2}}{label:<70} {p50:8.2f} {p99:8.2f} {rate:8.0f}')
     label = 'raw CommandQueue submit+cancel pairs, no service (baseline)'
     print(f'{"":<{len(backend) + 2}}{label:<70} {"":>8} {"":>8} {result["raw"]:8.0f}')
@@ -230,6 +241,9 @@ def main() -> None:
     parser.add_argument('--calls', type=int, default=1000, help='round trips per latency row')
     parser.add_argument('--seconds', type=float, default=5.0, help='duration of each rate row')
     parser.add_argument('--processes', type=int, default=3, help='client processes')
+    parser.add_argument(
+        '--loops', type=int, default=9, help='concurrent submit+cancel loops, a slot each (<= 78)'
+    )
     parser.add_argument(
         '--backends', nargs='+', default=['sqlite', 'postgresql'], choices=['sqlite', 'postgresql']
     )

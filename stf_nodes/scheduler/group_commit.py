@@ -3,8 +3,9 @@
 A scheduler answers each order or cancel only once it is committed (durable before
 acknowledged). Committing each request on its own costs a transaction, and on PostgreSQL a
 WAL flush, per request. :class:`GroupCommitter` runs one thread that takes every write waiting
-at the moment, runs them in one transaction (``CommandQueue.commit_group``: each in its own
-savepoint, so a refused or failing request leaves the others in), commits once, and then
+at the moment, runs them in one transaction (``CommandQueue.commit_group``: a refused request
+leaves the others in; a request failing with a database error midway makes the group run again
+a request per transaction, so the error reaches only its own), commits once, and then
 reports each request's outcome to its own callback. Requests that arrive while a group
 commits form the next group: nothing waits for a timer, so a lone request is committed at
 once, and under load the groups grow with the rate.

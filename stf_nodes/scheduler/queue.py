@@ -235,7 +235,8 @@ class CommandQueue:
 
     # Each submission and cancel is also available as a *write*: the request checked on its own
     # (raising Rejected at once), then a function doing its reads and writes in a transaction
-    # it is given, so `commit_group` can run the writes of concurrent requests in one.
+    # it is given, so `commit_group` can run the writes of concurrent requests in one. A write
+    # raises Rejected only before its first change (commit_group relies on it).
 
     def process_write(self, *, source_slot: str = '', flavor: str = '', priority: int = 0) -> Write:
         """``submit_process`` as a write."""
@@ -274,27 +275,39 @@ class CommandQueue:
 
     def commit_group(self, writes: Sequence[Write]) -> list[Any]:
         """Run ``writes`` in one transaction, committed once (group commit); per write, its
-        result or the Rejected / SQLAlchemyError that undid it alone (each runs in a
-        savepoint, so a refused or failing write leaves the others in). An error that
-        fails the transaction itself (the commit, a lost connection) is raised: nothing of
-        the group was committed."""
-        if len(writes) == 1:  # alone, its transaction is the group's: no savepoint needed
-            try:
-                return [self._commit(writes[0])]
-            except (Rejected, SQLAlchemyError) as exc:
-                return [exc]
+        result or the Rejected / SQLAlchemyError that undid it alone.
+
+        A write refuses (raises Rejected) before it writes anything, so a refused request
+        simply leaves the transaction to the others. A database error inside a write may
+        leave part of it written: then the transaction is rolled back and each write runs
+        again in a transaction of its own, so the error reaches only the request that caused
+        it. An error of the group's transaction itself (its commit, a lost connection) is
+        raised: nothing of the group was committed."""
+        if len(writes) == 1:
+            return [self._commit_alone(writes[0])]
         outcomes: list[Any] = []
-        with self._transaction() as session:
-            for write in writes:
-                savepoint = session.begin_nested()
-                try:
-                    outcomes.append(write(session))
-                except (Rejected, SQLAlchemyError) as exc:
-                    savepoint.rollback()  # raises if the connection itself failed
-                    outcomes.append(exc)
-                else:
-                    savepoint.commit()
+        write_failed = False
+        try:
+            with self._transaction() as session:
+                for write in writes:
+                    try:
+                        outcomes.append(write(session))
+                    except Rejected as exc:
+                        outcomes.append(exc)
+                    except SQLAlchemyError:
+                        write_failed = True
+                        raise
+        except SQLAlchemyError:
+            if not write_failed:
+                raise  # the commit: whether it happened is unknown, so nothing is run again
+            return [self._commit_alone(write) for write in writes]
         return outcomes
+
+    def _commit_alone(self, write: Write) -> Any:
+        try:
+            return self._commit(write)
+        except (Rejected, SQLAlchemyError) as exc:
+            return exc
 
     def _commit(self, write: Write) -> Any:
         with self._transaction() as session:

@@ -40,7 +40,8 @@ def test_a_refused_request_in_a_group_leaves_the_others(queue: CommandQueue) -> 
 
 def test_a_write_failing_halfway_is_undone_alone(queue: CommandQueue) -> None:
     """A database error after a write's first statements (on PostgreSQL it aborts the
-    transaction) rolls back to the write's savepoint: its insert is gone, the others stay."""
+    transaction) undoes the group, which runs again a write at a time: the failing write's
+    insert is gone, the others are committed."""
 
     def fails_after_inserting(session: Session) -> Any:
         queue.process_write(source_slot='A3')(session)
