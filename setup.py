@@ -9,7 +9,7 @@ from setuptools import setup
 PACKAGE = 'stf_digital_twin'
 
 NODE_SCRIPTS = [
-    f'{name}_node = stf_nodes.{name}_node:main'
+    f'{name}_node = stf_nodes.process:{name}_node'
     for name in (
         'hbw',
         'vgr',
@@ -33,6 +33,6 @@ setup(
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
     ],
     entry_points={
-        'console_scripts': ['stf = stf_nodes.cli.main:main', *NODE_SCRIPTS],
+        'console_scripts': ['stf = stf_nodes.process:stf', *NODE_SCRIPTS],
     },
 )

@@ -348,6 +348,7 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=10.0)
     args = parser.parse_args()
     router, router_process = spawn_router()
+    os.environ['ZENOH_ROUTER'] = router
     workdir = Path(tempfile.mkdtemp(prefix='stf-bag-bench-'))
     context = runtime.Context([])
     node = runtime.Node('bag_bench', context=context)

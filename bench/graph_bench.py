@@ -295,6 +295,7 @@ def main() -> int:
 
     load_before = os.getloadavg()
     endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     try:
         results = run(args)
         raw, stf = results['raw'], results['stf']

@@ -124,6 +124,7 @@ def main() -> int:
     prefix = f'bench-{uuid.uuid4().hex[:8]}'
 
     endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     workdir = Path(tempfile.mkdtemp(prefix='stf_mqtt_bench_'))
     mapping = workdir / 'routes.yaml'
     mapping.write_text(

@@ -20,6 +20,7 @@ Run: `python bench/recorder_bench.py [--messages 100000] [--rate 20000] [--facto
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import subprocess
@@ -196,6 +197,7 @@ def main() -> int:
     parser.add_argument('--factory-s', type=float, default=20.0)
     args = parser.parse_args()
     endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     watcher = Watcher()
     try:
         with tempfile.TemporaryDirectory() as directory:

@@ -173,7 +173,8 @@ def raw_queue_rate(url: str, seconds: float) -> float:
 def measure(url: str, raw_url: str, options: argparse.Namespace) -> dict[str, object]:
     slots = rack(options.loops)
     seeded_queue(url, slots)
-    router = spawn_router()[1]
+    endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint  # the scheduler, the clients and this process
     scheduler = None
     try:
         scheduler = subprocess.Popen(

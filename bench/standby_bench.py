@@ -217,7 +217,8 @@ def main() -> int:
     options = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix='stf_standby_bench_'))
     params = params_file(workdir, options.lease_s)
-    router = spawn_router()[1]
+    endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     runtime.init([])
     rows: list[tuple[str, list[Takeover]]] = []
     try:

@@ -159,7 +159,8 @@ def main() -> None:
     parser.add_argument('--seconds', type=float, default=20.0, help='CPU window, s of wall time')
     parser.add_argument('--scales', type=float, nargs='+', default=[10, 20, 50, 100, 200])
     args = parser.parse_args()
-    router = spawn_router()[1]
+    endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint
     try:
         measure_cpu(args.seconds)
         measure_scales(args.scales)

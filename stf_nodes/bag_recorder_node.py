@@ -29,7 +29,6 @@ message written before.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ from stf_nodes import interfaces, runtime
 from stf_nodes.bag.metadata import BagError
 from stf_nodes.bag.recorder import Recorder, RecordOptions, TopicOffer, select_topics
 from stf_nodes.bag.writer import StorageOptions
+from stf_nodes.process import exit_process
 
 #: How often the discovery thread looks at the clock when the graph is quiet.
 _TICK_S = 0.1
@@ -190,4 +190,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

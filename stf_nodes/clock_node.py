@@ -9,10 +9,10 @@ wall time, whatever its own `use_sim_time` says.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.process import exit_process
 from stf_nodes.runtime.clock import Time
 
 Clock = interfaces.get_message_class('rosgraph_msgs/msg/Clock')
@@ -51,4 +51,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

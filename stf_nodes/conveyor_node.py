@@ -9,11 +9,11 @@ Parameters: the `conveyor` section of `config/factory.yaml`.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.messages import workpiece_to_msg
+from stf_nodes.process import exit_process
 from stf_nodes.sim import Conveyor, ConveyorConfig, ConveyorSnapshot
 from stf_nodes.station_node import StationNode
 
@@ -46,4 +46,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -26,7 +26,6 @@ Parameters:
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from foxglove.websocket import Capability
@@ -34,6 +33,7 @@ from foxglove.websocket import Capability
 from stf_nodes import runtime
 from stf_nodes.bridges.foxglove.graph_source import GraphSource, Settings
 from stf_nodes.bridges.foxglove.server import FoxgloveServer
+from stf_nodes.process import exit_process
 
 
 class FoxgloveBridgeNode(runtime.Node):
@@ -64,13 +64,25 @@ class FoxgloveBridgeNode(runtime.Node):
                 'subscription_depth', 100, description='graph subscription queue per topic'
             ).value,
             service_timeout_s=self.declare_parameter(
-                'service_timeout_s', 5.0, description='timeout of a forwarded service call, s'
+                'service_timeout_s',
+                5.0,
+                description='timeout of a forwarded service call',
+                unit='s',
+                low=0,
             ).value,
             parameter_timeout_s=self.declare_parameter(
-                'parameter_timeout_s', 2.0, description='timeout of a parameter request, s'
+                'parameter_timeout_s',
+                2.0,
+                description='timeout of a parameter request',
+                unit='s',
+                low=0,
             ).value,
             parameter_poll_s=self.declare_parameter(
-                'parameter_poll_s', 2.0, description='refresh period of watched parameters, s'
+                'parameter_poll_s',
+                2.0,
+                description='refresh period of watched parameters',
+                unit='s',
+                low=0,
             ).value,
         )
         sim_time = bool(self.get_parameter('use_sim_time').value)
@@ -123,4 +135,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

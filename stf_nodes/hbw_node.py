@@ -9,11 +9,11 @@ handoff|x,y,z`, `calibrate`. Parameters: the `hbw` section of `config/factory.ya
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.messages import workpiece_to_msg
+from stf_nodes.process import exit_process
 from stf_nodes.sim import Hbw, HbwConfig, HbwSnapshot
 from stf_nodes.station_node import StationNode
 
@@ -51,4 +51,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -58,7 +58,6 @@ services), `keepalive_s`, `persistent_session`, `tls.enabled`, `tls.ca_file`,
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -79,6 +78,7 @@ from stf_nodes.bridges.mqtt_core import (
 )
 from stf_nodes.bridges.mqtt_link import Inbound, LinkEvent, LinkSettings, PahoLink, Publication
 from stf_nodes.bridges.topic_map import Route, load_routes
+from stf_nodes.process import exit_process
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
 Trigger = interfaces.get_service('std_srvs/srv/Trigger')
@@ -146,7 +146,9 @@ class MqttBridgeNode(runtime.Node):
             os.environ.get('MQTT_PASSWORD', ''),
             description='MQTT password (prefer env MQTT_PASSWORD: parameters can be read)',
         ).value
-        keepalive_s = declare('keepalive_s', 60, description='MQTT keep-alive, s').value
+        keepalive_s = declare(
+            'keepalive_s', 60, description='MQTT keep-alive', unit='s', low=0
+        ).value
         persistent = declare(
             'persistent_session',
             True,
@@ -172,7 +174,11 @@ class MqttBridgeNode(runtime.Node):
             )
         )
         self._max_payload = declare(
-            'max_payload_bytes', 65536, description='larger MQTT payloads are refused, bytes'
+            'max_payload_bytes',
+            65536,
+            description='larger MQTT payloads are refused',
+            unit='bytes',
+            low=0,
         ).value
         order_rate = declare(
             'order_rate', 2.0, description='orders per second admitted on average'
@@ -181,23 +187,37 @@ class MqttBridgeNode(runtime.Node):
         dedup_window_s = declare(
             'dedup_window_s',
             300.0,
-            description='an order repeated (same ts and type) within this is a duplicate, s',
+            description='an order repeated (same ts and type) within this is a duplicate',
+            unit='s',
+            low=0,
         ).value
         self._order_timeout_s = declare(
-            'order_timeout_s', 30.0, description='wall time an order waits for the scheduler, s'
+            'order_timeout_s',
+            30.0,
+            description='wall time an order waits for the scheduler',
+            unit='s',
+            low=0,
         ).value
         self._service_timeout_s = declare(
-            'service_timeout_s', 10.0, description='wall time a service call may take, s'
+            'service_timeout_s',
+            10.0,
+            description='wall time a service call may take',
+            unit='s',
+            low=0,
         ).value
         self._state_period_s = declare(
             'state_period_s',
             1.0,
-            description='station states are republished at least this often (wall time), s',
+            description='station states are republished at least this often (wall time)',
+            unit='s',
+            low=0,
         ).value
         alert_interval_s = declare(
             'alert_interval_s',
             60.0,
-            description='at most one alert per kind of bad input in this, s',
+            description='at most one alert per kind of bad input in this',
+            unit='s',
+            low=0,
         ).value
         colours = declare(
             'colours',
@@ -783,4 +803,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

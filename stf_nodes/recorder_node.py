@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import sys
 import threading
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.process import exit_process
 from stf_nodes.recorder.core import (
     STATE_TYPES,
     SUPPORTED_TYPES,
@@ -116,13 +116,25 @@ class RecorderNode(runtime.Node):
             'batch_messages', 20_000, description='messages per transaction, at most'
         ).value
         self._flush_s = self.declare_parameter(
-            'flush_period_s', 0.2, description='longest wait of a message for its transaction, s'
+            'flush_period_s',
+            0.2,
+            description='longest wait of a message for its transaction',
+            unit='s',
+            low=0,
         ).value
         self._retry_max_s = self.declare_parameter(
-            'retry_max_s', 5.0, description='longest pause between attempts on database errors, s'
+            'retry_max_s',
+            5.0,
+            description='longest pause between attempts on database errors',
+            unit='s',
+            low=0,
         ).value
         discovery_s = self.declare_parameter(
-            'discovery_period_s', 1.0, description='how often the graph is searched for topics, s'
+            'discovery_period_s',
+            1.0,
+            description='how often the graph is searched for topics',
+            unit='s',
+            low=0,
         ).value
         diagnostics_rate = self.declare_parameter(
             'diagnostics_rate', 1.0, description='diagnostics and alert checks per second'
@@ -403,4 +415,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

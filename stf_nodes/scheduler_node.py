@@ -60,7 +60,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -71,6 +70,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.messages import log_alert
+from stf_nodes.process import exit_process
 from stf_nodes.scheduler.group_commit import GroupCommitter
 from stf_nodes.scheduler.queue import CommandQueue, Write
 from stf_nodes.scheduler.records import CancelOutcome, CommandRecord, LeaseLost, Rejected
@@ -191,7 +191,11 @@ class SchedulerNode(runtime.Node):
         )
 
     def _number(self, name: str, default: float, description: str) -> float:
-        value = self.declare_parameter(name, default, description=description).value
+        # The names carry their unit, as in config/scheduler.yaml: `_s` seconds, `_rate` per s.
+        unit = 's' if name.endswith('_s') else '1/s' if name.endswith('_rate') else ''
+        value = self.declare_parameter(
+            name, default, description=description, unit=unit, low=0.0
+        ).value
         if not isinstance(value, (int, float)) or not 0 < value < float('inf'):
             raise ValueError(f'parameter {name} must be a positive number, got {value!r}')
         return float(value)
@@ -563,4 +567,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

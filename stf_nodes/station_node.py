@@ -85,20 +85,36 @@ class StationNode(runtime.Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.station, **kwargs)
         defaults = self.config_class().to_parameters()
+        docs = self.config_class.parameter_docs()
         for name, value in defaults.items():
+            doc = docs[name]
             # The model is built once from its config; only the output rates change live.
-            self.declare_parameter(name, value, read_only=name not in LIVE_PARAMETERS)
-        self.declare_parameter('physics_rate', 50.0, description='physics steps per second')
-        self.declare_parameter('diagnostics_rate', 1.0, description='/diagnostics rate in Hz')
+            self.declare_parameter(
+                name,
+                value,
+                description=doc.description,
+                unit=doc.unit,
+                low=doc.low,
+                high=doc.high,
+                read_only=name not in LIVE_PARAMETERS,
+            )
+        self.declare_parameter(
+            'physics_rate', 50.0, description='physics steps', unit='1/s', low=1.0, high=10000.0
+        )
+        self.declare_parameter(
+            'diagnostics_rate', 1.0, description='/diagnostics rate', unit='Hz', low=0.01
+        )
         self.declare_parameter(
             'mount_xyz_m',
             list(self.default_mount_xyz_m),
-            description='station origin in the world frame, m',
+            description='station origin in the world frame',
+            unit='m',
         )
         self.declare_parameter(
             'mount_rpy_deg',
             list(self.default_mount_rpy_deg),
-            description='station frame roll, pitch, yaw in the world frame, degrees',
+            description='station frame roll, pitch, yaw in the world frame',
+            unit='°',
         )
         config = self.config_class.from_parameters(
             {name: self.get_parameter(name).value for name in defaults}
@@ -132,14 +148,8 @@ class StationNode(runtime.Node):
         self.get_logger().info(f'{self.station} ready ({", ".join(self.model.verbs)})')
 
     def _on_set_parameters(self, parameters: list[runtime.Parameter]) -> Any:
-        periods = {}
-        for parameter in parameters:
-            if parameter.name in LIVE_PARAMETERS:
-                if not isinstance(parameter.value, (int, float)) or parameter.value <= 0:
-                    return SetParametersResult(
-                        successful=False, reason=f'{parameter.name} must be a rate > 0 Hz'
-                    )
-                periods[parameter.name] = 1.0 / parameter.value
+        # Type and range (a rate > 0) were checked against the descriptors already.
+        periods = {p.name: 1.0 / p.value for p in parameters if p.name in LIVE_PARAMETERS}
         self._publish_period_s = periods.get('publish_rate', self._publish_period_s)
         self._diagnostics_period_s = periods.get('diagnostics_rate', self._diagnostics_period_s)
         return SetParametersResult(successful=True)

@@ -44,6 +44,7 @@ def router() -> Iterator[str]:
         endpoint, process = spawn_router()
     except RuntimeError as exc:
         pytest.fail(str(exc))
+    os.environ['ZENOH_ROUTER'] = endpoint  # for this process and the nodes tests start
     yield endpoint
     process.send_signal(signal.SIGINT)
     try:

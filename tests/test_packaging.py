@@ -8,6 +8,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+from stf_nodes import exit_codes
+from stf_nodes.launcher.commands import console_scripts, resolve_executable
+from stf_nodes.launcher.substitutions import PACKAGE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,3 +38,26 @@ def test_wheel_builds_without_warnings_and_carries_the_interfaces(tmp_path: Path
         for path in REPO_ROOT.glob(pattern)
     }
     assert sources and sources <= names
+
+
+def test_console_scripts_end_with_their_status_and_flushed_output() -> None:
+    """The scripts leave through `stf_nodes.process.exit_process` (no interpreter teardown that
+    a Zenoh thread could abort): the status and everything printed still arrive."""
+    node = console_scripts()['hbw_node']
+    assert (node.module, node.attr) == ('stf_nodes.process', 'hbw_node')
+    refused = subprocess.run(
+        [*resolve_executable(PACKAGE, 'hbw_node'), '--bogus'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == exit_codes.USAGE
+    assert 'unrecognized arguments: --bogus' in refused.stderr
+    listed = subprocess.run(
+        [*resolve_executable(PACKAGE, 'stf'), 'interface', 'list'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert len(listed.stdout.splitlines()) > 20 and 'stf_msgs/msg/HbwState' in listed.stdout

@@ -1,7 +1,6 @@
 """`python -m stf_nodes.cli` runs the `stf` command."""
 
-import sys
-
 from stf_nodes.cli.main import main
+from stf_nodes.process import exit_process
 
-sys.exit(main())
+exit_process(main())

@@ -45,6 +45,7 @@ from stf_nodes.cli.common import (
     warn,
 )
 from stf_nodes.exit_codes import FAILURE, USAGE
+from stf_nodes.process import exit_process
 
 # ---------------------------------------------------------------------------------------------
 # verbs
@@ -499,4 +500,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

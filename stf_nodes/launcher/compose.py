@@ -6,7 +6,8 @@ node. The router, output prefixing and Ctrl-C handling are the supervisor's, as 
 ``--compose``.
 
 Convention (what a node module must provide to be composable): the console script
-``NAME = stf_nodes.NAME:main`` names a module that defines ``NODE_CLASS``, the
+``NAME = stf_nodes.process:NAME`` runs the ``main`` of ``stf_nodes.NAME``, a module that defines
+``NODE_CLASS``, the
 :class:`stf_nodes.runtime.Node` subclass its ``main`` runs, constructible as
 ``NODE_CLASS(context=..., cli_args=[...])`` (its ``__init__`` passes ``**kwargs`` on to
 ``runtime.Node``). An executable without it is refused with a clear error before anything
@@ -43,6 +44,7 @@ from stf_nodes.launcher.commands import entry_point_of, node_command
 from stf_nodes.launcher.model import LaunchError, NodeSpec
 from stf_nodes.launcher.substitutions import PACKAGE
 from stf_nodes.launcher.supervisor import ProcessSpec
+from stf_nodes.process import exit_process, main_module
 
 CONTAINER_LABEL = 'container'
 NODE_CLASS_ATTRIBUTE = 'NODE_CLASS'
@@ -59,12 +61,12 @@ class ComposedNode:
 
 def node_class(executable: str) -> type[runtime.Node]:
     """The node class of an installed node executable (its module's ``NODE_CLASS``)."""
-    entry_point = entry_point_of(executable)
-    module = importlib.import_module(entry_point.module)
+    module_name = main_module(entry_point_of(executable).attr)
+    module = importlib.import_module(module_name)
     cls = getattr(module, NODE_CLASS_ATTRIBUTE, None)
     if not isinstance(cls, type) or not issubclass(cls, runtime.Node):
         raise LaunchError(
-            f'executable {executable!r} cannot be composed: module {entry_point.module} has no '
+            f'executable {executable!r} cannot be composed: module {module_name} has no '
             f'{NODE_CLASS_ATTRIBUTE} (add `{NODE_CLASS_ATTRIBUTE} = <its runtime.Node '
             'subclass>` next to main); run without --compose to start it as a process'
         )
@@ -176,4 +178,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

@@ -62,6 +62,10 @@ if TYPE_CHECKING:
 #: override per process with the environment variable `STF_MAX_MESSAGE_BYTES`).
 MAX_MESSAGE_BYTES = int(os.environ.get('STF_MAX_MESSAGE_BYTES', str(64 * 1024 * 1024)))
 
+#: Requests a service holds while its node is busy; a request beyond them is answered at once
+#: with an error ("busy") instead of queueing without bound (a flood cannot exhaust memory).
+SERVICE_QUEUE_LIMIT = 1024
+
 _ATTACHMENT = struct.Struct('<qqB16s')
 _SEQUENCE_AND_STAMP = struct.Struct('<qq')  # the attachment's head, all that changes per put
 
@@ -223,12 +227,16 @@ class _Inbox(_Endpoint):
     def execute(self) -> None:
         """Handle everything queued (KEEP_LAST may have dropped the oldest meanwhile)."""
         self.posted = False
-        for _ in range(len(self._inbox)):
-            try:
-                item = self._inbox.popleft()
-            except IndexError:
-                return
-            self._handle(item)
+        try:
+            for _ in range(len(self._inbox)):
+                try:
+                    item = self._inbox.popleft()
+                except IndexError:
+                    return
+                self._handle(item)
+        finally:
+            if self._inbox and not self.posted:  # a handler raised: the rest still runs
+                self.node._deliver(self)
 
     def _handle(self, item: Any) -> None:
         raise NotImplementedError
@@ -449,6 +457,10 @@ class Service(_Inbox):
         self._announce()
 
     def _on_query(self, query: zenoh.Query) -> None:
+        if len(self._inbox) >= SERVICE_QUEUE_LIMIT:
+            self._drop(f'request: {SERVICE_QUEUE_LIMIT} requests are waiting already')
+            query.reply_err(f'service busy: {SERVICE_QUEUE_LIMIT} requests waiting'.encode())
+            return
         self._receive(query)
 
     def _handle(self, query: zenoh.Query) -> None:

@@ -11,6 +11,12 @@ so a busy timer (a fast sim clock makes a 20 Hz timer fire hundreds of times a s
 leave a service request waiting behind a backlog. Wake-ups (the clock advanced, a reply
 arrived) are a counter, never queued work: any number of them costs one look.
 
+A callback that raises is handled the same wherever it ran (inline on a Zenoh thread or from
+the queue): `Node.callback_failed` logs it with its traceback and counts it, and the node goes
+on, unless `STF_CALLBACK_ERRORS=raise` asks for rclpy's behaviour (the exception ends the
+spin, so the process ends and its launch respawns it). Work queued behind the failing item is
+not stranded: an endpoint hands its remaining items back to the executor.
+
 A callback that calls a service and waits for the reply (`Client.call`) lends the executor
 while it waits: the waiting thread runs the ready work of the executor's *other* nodes, never
 of a node that has a callback waiting (so a node's callbacks still never interleave, exactly
@@ -61,6 +67,7 @@ class SingleThreadedExecutor:
         self._wakeups = 0
         self._spinning = 0
         self._stopped = False
+        self._fatal: Exception | None = None
 
     def add_node(self, node: Node) -> None:
         with self._lock:
@@ -136,6 +143,10 @@ class SingleThreadedExecutor:
         self._busy.append(node)
         try:
             item.execute()
+        except Exception as exc:
+            if node.callback_failed(item, exc):
+                self._fatal = exc  # raised by the spinning thread, wherever the callback ran
+                self.wake()
         finally:
             self._busy.remove(node)
             stack.pop()
@@ -180,6 +191,9 @@ class SingleThreadedExecutor:
             self._spin_once(timeout_sec)
         finally:
             self._spinning -= 1
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            raise fatal
 
     def _spin_once(self, timeout_sec: float | None) -> None:
         with self._cond:

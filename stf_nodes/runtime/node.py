@@ -21,10 +21,9 @@ every tool.
 
 from __future__ import annotations
 
-import inspect
-import sys
+import os
 import threading
-import time
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,6 +40,7 @@ from stf_nodes.runtime.entities import (
     Subscription,
     Timer,
 )
+from stf_nodes.runtime.logger import LOG_LEVELS, Logger
 from stf_nodes.runtime.parameters import (
     Parameter,
     ParameterError,
@@ -48,6 +48,7 @@ from stf_nodes.runtime.parameters import (
     descriptor_msg,
     load_parameter_file,
     names_matching,
+    out_of_range,
     parameter_event,
     type_of,
     value_from_msg,
@@ -60,74 +61,6 @@ from stf_nodes.runtime.qos import (
     qos_profile_rosout,
     qos_profile_services_default,
 )
-
-LOG_LEVELS = {'DEBUG': 10, 'INFO': 20, 'WARN': 30, 'ERROR': 40, 'FATAL': 50}
-
-
-class Logger:
-    """Node logger: writes `[LEVEL] [stamp] [name]: msg` to stderr and publishes `/rosout`."""
-
-    def __init__(self, node: Node, name: str, level: int) -> None:
-        self._node = node
-        self.name = name
-        self.level = level
-        self._once: set[tuple[str, int]] = set()
-        self._last: dict[tuple[str, int], float] = {}
-        self._publisher: Publisher | None = None
-
-    def _log(
-        self, level: str, message: str, *, once: bool = False, throttle_duration_sec: float = 0.0
-    ) -> bool:
-        severity = LOG_LEVELS[level]
-        if severity < self.level:
-            return False
-        caller = inspect.currentframe()
-        frame = caller.f_back.f_back if caller and caller.f_back else None
-        where = (frame.f_code.co_filename, frame.f_lineno) if frame else ('', 0)
-        if once:
-            if where in self._once:
-                return False
-            self._once.add(where)
-        if throttle_duration_sec:
-            now = time.monotonic()
-            if now - self._last.get(where, -1e18) < throttle_duration_sec:
-                return False
-            self._last[where] = now
-        stamp = self._node.get_clock().now()
-        print(
-            f'[{level}] [{stamp.seconds():.9f}] [{self.name}]: {message}',
-            file=sys.stderr,
-            flush=True,
-        )
-        if self._publisher is not None:
-            log = interfaces.get_message_class('rcl_interfaces/msg/Log')(
-                stamp=stamp.to_msg(),
-                level=severity,
-                name=self.name,
-                msg=message,
-                file=where[0],
-                function=frame.f_code.co_name if frame else '',
-                line=where[1],
-            )
-            self._publisher.publish(log)
-        return True
-
-    def debug(self, message: str, **kwargs: Any) -> bool:
-        return self._log('DEBUG', message, **kwargs)
-
-    def info(self, message: str, **kwargs: Any) -> bool:
-        return self._log('INFO', message, **kwargs)
-
-    def warning(self, message: str, **kwargs: Any) -> bool:
-        return self._log('WARN', message, **kwargs)
-
-    warn = warning
-
-    def error(self, message: str, **kwargs: Any) -> bool:
-        return self._log('ERROR', message, **kwargs)
-
-    def fatal(self, message: str, **kwargs: Any) -> bool:
-        return self._log('FATAL', message, **kwargs)
 
 
 class Node:
@@ -176,6 +109,7 @@ class Node:
         self._descriptors: dict[str, Any] = {}
         self._allow_undeclared = allow_undeclared_parameters
         self._on_set_callbacks: list[Callable[[list[Parameter]], Any]] = []
+        self.callback_errors = 0
         self._overrides = self._collect_overrides(process_args, local_args, parameter_overrides)
 
         level_name = (local_args and local_args.log_level) or process_args.log_level or 'INFO'
@@ -239,6 +173,16 @@ class Node:
     def _name_taken(self) -> bool:
         graph_nodes = self.context.graph.node_names_and_namespaces()
         return (self._name, self._namespace) in graph_nodes
+
+    def callback_failed(self, item: Any, error: Exception) -> bool:
+        """A callback of this node raised (the executor calls this wherever it ran): log it
+        with its traceback and count it in ``callback_errors``. True when it must end the
+        spin (``STF_CALLBACK_ERRORS=raise``, rclpy's behaviour); by default the node goes on."""
+        self.callback_errors += 1
+        what = getattr(item, 'name', type(item).__name__.lower())
+        trace = ''.join(traceback.format_exception(error)).rstrip()
+        self.get_logger().error(f'callback of {what} raised:\n{trace}')
+        return os.environ.get('STF_CALLBACK_ERRORS', 'log') == 'raise'
 
     def get_logger(self) -> Logger:
         return self._logger
@@ -461,9 +405,15 @@ class Node:
         value: Any = None,
         *,
         description: str = '',
+        unit: str = '',
+        low: float | None = None,
+        high: float | None = None,
         read_only: bool = False,
         dynamic_typing: bool = False,
     ) -> Parameter:
+        """Declare a parameter with its default, as rclpy does, and its descriptor: what it
+        means (``description``), its ``unit`` and, for a number, its range (``low``..``high``,
+        enforced on the override and on every set)."""
         if name in self._parameters:
             raise ParameterError(f'parameter {name!r} is already declared')
         chosen = self._overrides.get(name, value)
@@ -479,14 +429,21 @@ class Node:
             )
         if isinstance(value, float) and isinstance(chosen, int) and not isinstance(chosen, bool):
             chosen = float(chosen)
-        self._parameters[name] = chosen
-        self._descriptors[name] = descriptor_msg(
+        descriptor = descriptor_msg(
             name,
             chosen if chosen is not None else value,
             description=description,
+            unit=unit,
+            low=low,
+            high=high,
             read_only=read_only,
             dynamic_typing=dynamic_typing or value is None,
         )
+        refusal = out_of_range(descriptor, chosen)
+        if refusal:
+            raise ParameterError(refusal)
+        self._parameters[name] = chosen
+        self._descriptors[name] = descriptor
         self._announce_parameters(new=[Parameter(name, chosen)])
         return Parameter(name, chosen)
 
@@ -581,7 +538,7 @@ class Node:
                 f'wrong parameter type for {parameter.name!r}: expected '
                 f'{ParameterType(descriptor.type).name}, got {new_type.name}'
             )
-        return ''
+        return out_of_range(descriptor, parameter.value)
 
     def set_parameters(self, parameters: list[Parameter]) -> list[Any]:
         return [self.set_parameters_atomically([p]) for p in parameters]

@@ -8,8 +8,11 @@ read-only, then asks the node's on-set callbacks. Every node serves
 `describe_parameters` and `get_parameter_types` with the `rcl_interfaces/srv` types, so
 `ros2 param` works against our nodes.
 
-Parameter files are ROS 2 YAML: `<node or /**>: ros__parameters: {...}`; nested mappings
-become dotted names.
+Parameter files are ROS 2 YAML read by rcl's rules (`load_parameter_file`): sections
+`<node name>: ros__parameters: {...}` where the name is fully qualified (`/factory_1/hbw`; a
+bare `hbw` means `/hbw`), may use the wildcards `/*` (one namespace token) and `/**` (any
+number), and may be nested under namespace mappings; every matching section applies, later
+ones overriding earlier ones; nested mappings inside `ros__parameters` become dotted names.
 
 Every change (a declaration, a new value, a deletion) is announced on `/parameter_events`
 (`rcl_interfaces/msg/ParameterEvent`, built by `parameter_event`) as ROS 2 nodes do, so
@@ -21,6 +24,8 @@ writable parameters can be deleted.
 from __future__ import annotations
 
 import enum
+import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,16 +158,52 @@ def _flatten(prefix: str, values: dict[str, Any], out: dict[str, Any]) -> None:
             out[name] = value
 
 
-def _node_keys(node_fqn: str) -> list[str]:
-    """Keys of a parameter file that address this node, most general first."""
-    name = node_fqn.rsplit('/', 1)[-1]
-    return ['/**', f'/**/{name}', name, node_fqn.lstrip('/'), node_fqn]
+def _parameter_sections(document: dict[Any, Any], path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The ``ros__parameters`` mappings of a file with the node name each addresses, in file
+    order. As in rcl's YAML parser, mappings above ``ros__parameters`` are namespaces
+    (``ns: {hbw: {ros__parameters: ...}}`` is ``/ns/hbw``) and a name without a leading slash
+    is absolute (``hbw`` is ``/hbw``)."""
+    sections: list[tuple[str, dict[str, Any]]] = []
+
+    def walk(prefix: str, mapping: dict[Any, Any]) -> None:
+        for key, value in mapping.items():
+            if key == 'ros__parameters':
+                if not prefix:
+                    raise ParameterError(f'{path}: ros__parameters must sit under a node name')
+                if not isinstance(value, dict | None):
+                    raise ParameterError(f'{path}: {prefix}.ros__parameters must be a mapping')
+                sections.append((prefix, value or {}))
+            elif isinstance(value, dict):
+                walk(f'{prefix.rstrip("/")}/{str(key).strip("/")}', value)
+            else:
+                name = f'{prefix}/{key}'.lstrip('/')
+                raise ParameterError(
+                    f'{path}: {name!r} is neither a namespace nor a node (a node section is '
+                    '`NAME: {ros__parameters: {...}}`)'
+                )
+
+    walk('', document)
+    return sections
+
+
+_WILDCARDS = {'/**': r'(/\w+)*', '/*': r'(/\w+)'}
+
+
+def node_name_matches(pattern: str, node_fqn: str) -> bool:
+    """Whether a parameter file's node name addresses the node ``node_fqn``, by rclcpp's rule:
+    ``/*`` stands for one name token and ``/**`` for any number of them (also none), so
+    ``/**`` is every node, ``/**/hbw`` every node called ``hbw`` in any namespace and ``/hbw``
+    only the node ``hbw`` in the root namespace."""
+    parts = re.split(r'(/\*\*|/\*)', pattern)
+    regex = ''.join(_WILDCARDS.get(part, re.escape(part)) for part in parts)
+    return re.fullmatch(regex, node_fqn) is not None
 
 
 def load_parameter_file(path: Path, node_fqn: str, *, wildcards: bool = True) -> dict[str, Any]:
-    """The parameters a ROS 2 parameter file gives the node `node_fqn` (e.g. `/ns/hbw`);
-    without `wildcards`, only the sections naming the node (`ros2 param load` without
-    `--use-wildcard`)."""
+    """The parameters a ROS 2 parameter file gives the node ``node_fqn`` (e.g. ``/ns/hbw``):
+    every section whose node name matches it (:func:`node_name_matches`), later sections
+    overriding earlier ones, as ``ros2 launch`` applies them. Without ``wildcards``, only
+    sections naming the node exactly (``ros2 param load`` without ``--use-wildcard``)."""
     try:
         document = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -172,18 +213,11 @@ def load_parameter_file(path: Path, node_fqn: str, *, wildcards: bool = True) ->
     if not isinstance(document, dict):
         raise ParameterError(f'{path}: expected a mapping of node names to ros__parameters')
     result: dict[str, Any] = {}
-    for key in _node_keys(node_fqn):
-        if not wildcards and key.startswith('/**'):
+    for name, params in _parameter_sections(document, Path(path)):
+        if '*' in name and not wildcards:
             continue
-        section = document.get(key)
-        if section is None:
-            continue
-        if not isinstance(section, dict) or 'ros__parameters' not in section:
-            raise ParameterError(f'{path}: section {key!r} has no ros__parameters mapping')
-        params = section['ros__parameters'] or {}
-        if not isinstance(params, dict):
-            raise ParameterError(f'{path}: {key}.ros__parameters must be a mapping')
-        _flatten('', params, result)
+        if node_name_matches(name, node_fqn):
+            _flatten('', params, result)
     return result
 
 
@@ -192,15 +226,67 @@ def descriptor_msg(
     value: Any,
     *,
     description: str = '',
+    unit: str = '',
+    low: float | None = None,
+    high: float | None = None,
     read_only: bool = False,
     dynamic_typing: bool = False,
 ) -> Any:
-    return get_message_class('rcl_interfaces/msg/ParameterDescriptor')(
+    """A ``rcl_interfaces/msg/ParameterDescriptor``. ROS 2 has no unit field: the unit ends
+    the description (``supply voltage [V]``), as tools show the description. ``low``/``high``
+    become the integer or floating-point range of a number (open ends are the type's limits)
+    and ``additional_constraints`` in words."""
+    kind = type_of(value)
+    fields: dict[str, Any] = {}
+    if low is not None or high is not None:
+        if kind == ParameterType.INTEGER:
+            bounds = [
+                int(low if low is not None else -(2**63)),
+                int(high if high is not None else 2**63 - 1),
+            ]
+            fields['integer_range'] = [_message('IntegerRange')(bounds[0], bounds[1], 0)]
+        elif kind == ParameterType.DOUBLE:
+            bounds = [
+                float(low if low is not None else -math.inf),
+                float(high if high is not None else math.inf),
+            ]
+            fields['floating_point_range'] = [
+                _message('FloatingPointRange')(bounds[0], bounds[1], 0.0)
+            ]
+        else:
+            raise ParameterError(f'parameter {name!r}: a range needs a number, not {kind.name}')
+        fields['additional_constraints'] = _range_text(low, high, unit)
+    return _message('ParameterDescriptor')(
         name=name,
-        type=int(type_of(value)),
-        description=description,
+        type=int(kind),
+        description=f'{description} [{unit}]' if unit else description,
         read_only=read_only,
         dynamic_typing=dynamic_typing,
+        **fields,
+    )
+
+
+def _message(name: str) -> Any:
+    return get_message_class(f'rcl_interfaces/msg/{name}')
+
+
+def _range_text(low: float | None, high: float | None, unit: str) -> str:
+    unit = f' {unit}' if unit else ''
+    if low is not None and high is not None:
+        return f'from {low:g} to {high:g}{unit}'
+    return f'at least {low:g}{unit}' if low is not None else f'at most {high:g}{unit}'
+
+
+def out_of_range(descriptor: Any, value: Any) -> str:
+    """Why ``value`` is outside the descriptor's range, or '' when it is inside (or has none)."""
+    ranges = list(descriptor.integer_range) + list(descriptor.floating_point_range)
+    if not ranges or isinstance(value, bool) or not isinstance(value, int | float):
+        return ''
+    bounds = ranges[0]
+    if bounds.from_value <= value <= bounds.to_value:
+        return ''
+    return (
+        f'{value!r} is out of range for {descriptor.name!r} ({descriptor.additional_constraints})'
     )
 
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -92,27 +93,31 @@ def router_problem(endpoint: str) -> str | None:
     return listener_conflict(endpoint, 'Zenoh router', FOREIGN_LISTENER_HINT)
 
 
-def spawn_router(*, timeout_s: float = 10.0) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start `stf router` on a free loopback port for tests and benchmarks.
+def spawn_router(*, timeout_s: float = 30.0) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `stf router` on a free loopback port (for tests, benchmarks and scripts).
 
-    Points `ZENOH_ROUTER` of this process (and so of its children) at it and returns the
-    endpoint and the process once it accepts connections; raises RuntimeError otherwise.
-    Stop it with SIGINT.
+    Returns the endpoint and the process once it accepts connections; the caller points its
+    nodes at it (``ZENOH_ROUTER``: nothing here touches the environment). The router's output
+    goes to a temporary file, never to a pipe nobody reads (a full pipe would stall it), and
+    is quoted in the RuntimeError raised when it does not start. Stop it with SIGINT.
     """
     endpoint = f'tcp/127.0.0.1:{free_port()}'
-    os.environ['ZENOH_ROUTER'] = endpoint
-    process = subprocess.Popen(
-        [sys.executable, '-m', 'stf_nodes.cli', 'router'],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + timeout_s
-    while not is_listening(endpoint):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            output = process.communicate()[0].decode(errors='replace')
-            raise RuntimeError(f'stf router did not start on {endpoint}: {output}')
-        time.sleep(0.05)
+    with tempfile.TemporaryFile() as output:  # the process keeps its own copy open
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'stf_nodes.cli', 'router'],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, 'ZENOH_ROUTER': endpoint},
+        )
+        deadline = time.monotonic() + timeout_s
+        while not is_listening(endpoint):
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                process.wait()
+                output.seek(0)
+                said = output.read().decode(errors='replace')
+                raise RuntimeError(f'stf router did not start on {endpoint}: {said}')
+            time.sleep(0.05)
     return endpoint, process
 
 

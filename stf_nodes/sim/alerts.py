@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Annotated
 
 from stf_nodes.sim.model import StationSnapshot
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 
 
 class AlertSeverity(IntEnum):
@@ -44,13 +45,28 @@ class Alert:
 class AlertConfig(ParameterConfig):
     """Alert limits and their clear limits."""
 
-    overcurrent_a: float = 1.5
-    overcurrent_clear_a: float = 1.3
-    overcurrent_sustain_s: float = 0.5
-    over_temperature_c: float = 80.0
-    temperature_clear_c: float = 75.0
-    low_health: float = 0.5
-    health_clear: float = 0.55
+    overcurrent_a: Annotated[
+        float, Doc('OVERCURRENT alert above this current', unit='A', low=0.0)
+    ] = 1.5
+    overcurrent_clear_a: Annotated[
+        float, Doc('OVERCURRENT re-armed below this current', unit='A', low=0.0)
+    ] = 1.3
+    overcurrent_sustain_s: Annotated[
+        float,
+        Doc('current must stay above the limit this long (inrush is shorter)', unit='s', low=0.0),
+    ] = 0.5
+    over_temperature_c: Annotated[
+        float, Doc('OVER_TEMPERATURE alert above this winding temperature', unit='°C', low=-273.15)
+    ] = 80.0
+    temperature_clear_c: Annotated[
+        float, Doc('OVER_TEMPERATURE re-armed below this temperature', unit='°C', low=-273.15)
+    ] = 75.0
+    low_health: Annotated[
+        float, Doc('LOW_HEALTH alert below this health (maintenance due)', low=0.0, high=1.0)
+    ] = 0.5
+    health_clear: Annotated[
+        float, Doc('LOW_HEALTH re-armed above this health (after maintenance)', low=0.0, high=1.0)
+    ] = 0.55
 
 
 @dataclass(frozen=True)

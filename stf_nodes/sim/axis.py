@@ -19,23 +19,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 from stf_nodes.sim.model import TaskRefused
 from stf_nodes.sim.motor import Motor
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 
 
 @dataclass(frozen=True, kw_only=True)
 class AxisConfig(ParameterConfig):
     """Motion parameters shared by the axes of one station."""
 
-    max_speed_mm_s: float = 100.0
-    accel_mm_s2: float = 500.0
-    pulses_per_mm: float = 18.75
-    accel_load: float = 0.5
-    reference_window_mm: float = 0.5
-    timeout_factor: float = 2.0
-    timeout_margin_s: float = 1.0
+    max_speed_mm_s: Annotated[float, Doc('axis speed limit', unit='mm/s', low=0.0)] = 100.0
+    accel_mm_s2: Annotated[float, Doc('axis acceleration and braking', unit='mm/s²', low=0.0)] = (
+        500.0
+    )
+    pulses_per_mm: Annotated[
+        float, Doc('encoder pulses per mm (75 pulses/rev over a 4 mm pitch)', unit='1/mm', low=0.0)
+    ] = 18.75
+    accel_load: Annotated[float, Doc('extra motor load while accelerating or braking', low=0.0)] = (
+        0.5
+    )
+    reference_window_mm: Annotated[
+        float,
+        Doc('the reference switch triggers within this distance of position 0', unit='mm', low=0.0),
+    ] = 0.5
+    timeout_factor: Annotated[
+        float,
+        Doc('a move fails after timeout_factor x its planned time plus timeout_margin_s', low=1.0),
+    ] = 2.0
+    timeout_margin_s: Annotated[
+        float, Doc('added to timeout_factor x the planned time of a move', unit='s', low=0.0)
+    ] = 1.0
 
 
 def travel_time(distance_mm: float, max_speed_mm_s: float, accel_mm_s2: float) -> float:

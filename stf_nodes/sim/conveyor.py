@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Annotated
 
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
@@ -42,7 +43,7 @@ from stf_nodes.sim.model import (
     Workpiece,
 )
 from stf_nodes.sim.motor import MotorConfig
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError
 from stf_nodes.validation import quote
@@ -58,30 +59,54 @@ BELT_TRAVEL_LIMIT_MM = 1e9  # the roller turns without end stops
 class ConveyorConfig(ParameterConfig):
     """Conveyor and oven parameters (``conveyor`` in ``config/factory.yaml``)."""
 
-    publish_rate: float = 10.0
-    seed: int = 3
+    publish_rate: Annotated[float, Doc('state topic rate', unit='Hz', low=0.01, high=1000.0)] = 10.0
+    seed: Annotated[
+        int, Doc('seed of the station random generator (sensor noise, ghost readings)')
+    ] = 3
     motor: MotorConfig = field(default_factory=MotorConfig)
     axis: AxisConfig = field(default_factory=AxisConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
-    belt_length_mm: float = 120.0
-    barrier_ids: tuple[str, ...] = (
+    belt_length_mm: Annotated[
+        float, Doc('belt length; the workpiece stops at 0 and at this end', unit='mm', low=0.0)
+    ] = 120.0
+    barrier_ids: Annotated[tuple[str, ...], Doc('light barrier component ids')] = (
         'CONV_L1_ENTRY',
         'CONV_L2_PROCESS',
         'CONV_L3_EXIT',
         'CONV_L4_OVERFLOW',
     )
-    barrier_targets: tuple[str, ...] = ('entry', 'process', 'exit', 'overflow')
-    barrier_positions_mm: tuple[float, ...] = (10.0, 60.0, 95.0, 115.0)
-    barrier_window_mm: float = 10.0
-    barrier_noise: float = 0.01
-    trail_pitch_mm: float = 10.0
-    oven_setpoint_c: float = 180.0
-    oven_bake_min_c: float = 170.0
-    oven_heat_rate_c_s: float = 10.0
-    oven_cool_tau_s: float = 120.0
-    oven_ambient_c: float = 25.0
-    oven_timeout_s: float = 60.0
-    bake_time_s: float = 10.0
+    barrier_targets: Annotated[
+        tuple[str, ...], Doc('the position names transport and load use for the barriers')
+    ] = ('entry', 'process', 'exit', 'overflow')
+    barrier_positions_mm: Annotated[
+        tuple[float, ...], Doc('barrier positions from the entry end', unit='mm')
+    ] = (10.0, 60.0, 95.0, 115.0)
+    barrier_window_mm: Annotated[
+        float,
+        Doc('a barrier triggers while the workpiece is within this distance', unit='mm', low=0.0),
+    ] = 10.0
+    barrier_noise: Annotated[
+        float, Doc('standard deviation of the received-light reading (0..1)', low=0.0, high=1.0)
+    ] = 0.01
+    trail_pitch_mm: Annotated[
+        float, Doc('spacing of the belt marks the trail sensor counts', unit='mm', low=0.0)
+    ] = 10.0
+    oven_setpoint_c: Annotated[float, Doc('oven heater setpoint', unit='°C', low=-273.15)] = 180.0
+    oven_bake_min_c: Annotated[
+        float, Doc('baking starts once the oven is this hot', unit='°C', low=-273.15)
+    ] = 170.0
+    oven_heat_rate_c_s: Annotated[float, Doc('heating ramp', unit='K/s', low=0.0)] = 10.0
+    oven_cool_tau_s: Annotated[
+        float, Doc('cooling time constant with the heater off', unit='s', low=0.0)
+    ] = 120.0
+    oven_ambient_c: Annotated[float, Doc('oven ambient temperature', unit='°C', low=-273.15)] = 25.0
+    oven_timeout_s: Annotated[
+        float,
+        Doc('bake fails if the oven does not get hot enough within this time', unit='s', low=0.0),
+    ] = 60.0
+    bake_time_s: Annotated[
+        float, Doc('bake time when the task value is 0 (the scheduler sends 0)', unit='s', low=0.0)
+    ] = 10.0
 
 
 class Conveyor(Station):

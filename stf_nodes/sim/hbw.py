@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
@@ -37,7 +38,7 @@ from stf_nodes.sim.model import (
     Workpiece,
 )
 from stf_nodes.sim.motor import MotorConfig
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 from stf_nodes.sim.station import Planner, Station, Step, parse_coordinates
 from stf_nodes.validation import quote
 from stf_nodes.workpieces import Flavor, WorkpieceStatus, rack_slots
@@ -51,23 +52,51 @@ REFERENCE_IDS = {'x': 'HBW_S1_REF_X', 'y': 'HBW_S2_REF_Y', 'z': 'HBW_S3_REF_Z'}
 class HbwConfig(ParameterConfig):
     """High-bay warehouse parameters (``hbw`` in ``config/factory.yaml``)."""
 
-    publish_rate: float = 10.0
-    seed: int = 1
+    publish_rate: Annotated[float, Doc('state topic rate', unit='Hz', low=0.01, high=1000.0)] = 10.0
+    seed: Annotated[
+        int, Doc('seed of the station random generator (sensor noise, ghost readings)')
+    ] = 1
     motor: MotorConfig = field(default_factory=MotorConfig)
     axis: AxisConfig = field(default_factory=AxisConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
-    rows: int = 3
-    columns: int = 3
-    rack_origin_mm: tuple[float, ...] = (100.0, 100.0)
-    rack_pitch_mm: tuple[float, ...] = (100.0, 100.0)
-    max_mm: tuple[float, ...] = (450.0, 350.0, 60.0)
-    z_retracted_mm: float = 10.0
-    z_carry_mm: float = 25.0
-    z_extended_mm: float = 50.0
-    lift_mm: float = 10.0
-    handoff_mm: tuple[float, ...] = (400.0, 100.0, 25.0)
-    home_mm: tuple[float, ...] = (400.0, 90.0, 10.0)
-    stock: tuple[str, ...] = (
+    rows: Annotated[int, Doc('rack rows, named A, B, C, ... bottom to top', low=1.0, high=26.0)] = 3
+    columns: Annotated[int, Doc('rack columns, numbered 1, 2, 3, ...', low=1.0, high=99.0)] = 3
+    rack_origin_mm: Annotated[tuple[float, ...], Doc('crane (x, y) of slot A1', unit='mm')] = (
+        100.0,
+        100.0,
+    )
+    rack_pitch_mm: Annotated[
+        tuple[float, ...], Doc('slot spacing (x between columns, y between rows)', unit='mm')
+    ] = (100.0, 100.0)
+    max_mm: Annotated[
+        tuple[float, ...],
+        Doc('upper axis limits (lower limits are the reference switches at 0)', unit='mm'),
+    ] = (450.0, 350.0, 60.0)
+    z_retracted_mm: Annotated[
+        float, Doc('fork position while travelling empty', unit='mm', low=0.0)
+    ] = 10.0
+    z_carry_mm: Annotated[
+        float, Doc('fork position while travelling with a workpiece', unit='mm', low=0.0)
+    ] = 25.0
+    z_extended_mm: Annotated[float, Doc('fork position inside a slot', unit='mm', low=0.0)] = 50.0
+    lift_mm: Annotated[
+        float,
+        Doc('fork lift to take a workpiece off / set it onto its carrier', unit='mm', low=0.0),
+    ] = 10.0
+    handoff_mm: Annotated[
+        tuple[float, ...],
+        Doc('fork (x, y, z) where workpieces pass to and from the conveyor', unit='mm'),
+    ] = (400.0, 100.0, 25.0)
+    home_mm: Annotated[
+        tuple[float, ...], Doc('rest position (x, y, z) and start position', unit='mm')
+    ] = (400.0, 90.0, 10.0)
+    stock: Annotated[
+        tuple[str, ...],
+        Doc(
+            'initial stock of a new rack, "SLOT:FLAVOR" or "SLOT:FLAVOR:STATUS" '
+            '(status default RAW_DOUGH)'
+        ),
+    ] = (
         'A1:CHOCO',
         'A2:VANILLA',
         'A3:STRAWBERRY',

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 from stf_nodes.sim.faults import Fault, FaultKind
 from stf_nodes.sim.model import MotorSnapshot
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 
 BEARING_EXTRA_CURRENT_A = 0.3  # friction current per unit BEARING_WEAR magnitude
 
@@ -42,28 +43,75 @@ BEARING_EXTRA_CURRENT_A = 0.3  # friction current per unit BEARING_WEAR magnitud
 class MotorConfig(ParameterConfig):
     """Electrical, thermal and wear parameters shared by the motors of one station."""
 
-    voltage_v: float = 24.0
-    idle_current_a: float = 0.05
-    inrush_current_a: float = 2.5
-    inrush_tau_s: float = 0.15
-    no_load_current_a: float = 0.9
-    load_current_a: float = 0.3
-    current_limit_a: float = 1.5
-    winding_resistance_ohm: float = 1.5
-    thermal_resistance_k_w: float = 5.0
-    thermal_capacity_j_k: float = 60.0
-    ambient_c: float = 25.0
-    wear_per_running_h: float = 5e-4
-    wear_per_start: float = 2e-6
-    wear_temperature_c: float = 70.0
-    wear_per_kelvin_h: float = 1e-3
-    wear_per_overcurrent_ah: float = 0.5
-    bearing_wear_per_h: float = 0.05
-    vibration_ripple_a: float = 0.3
-    vibration_hz: float = 3.7
-    vibration_wear_per_h: float = 0.02
-    failed_health: float = 0.4
-    failure_tau_s: float = 20.0
+    voltage_v: Annotated[float, Doc('supply voltage', unit='V', low=0.0)] = 24.0
+    idle_current_a: Annotated[
+        float, Doc('current drawn by a stopped motor (driver electronics)', unit='A', low=0.0)
+    ] = 0.05
+    inrush_current_a: Annotated[
+        float, Doc('start-up current at t = 0, also the locked-rotor current', unit='A', low=0.0)
+    ] = 2.5
+    inrush_tau_s: Annotated[
+        float, Doc('decay time constant of the inrush current', unit='s', low=0.0)
+    ] = 0.15
+    no_load_current_a: Annotated[float, Doc('running current without load', unit='A', low=0.0)] = (
+        0.9
+    )
+    load_current_a: Annotated[
+        float,
+        Doc('extra running current per unit load (load 1 at cruise speed)', unit='A', low=0.0),
+    ] = 0.3
+    current_limit_a: Annotated[
+        float, Doc('rated current; the excess wears the motor', unit='A', low=0.0)
+    ] = 1.5
+    winding_resistance_ohm: Annotated[
+        float, Doc('winding resistance for I²R heating', unit='Ω', low=0.0)
+    ] = 1.5
+    thermal_resistance_k_w: Annotated[
+        float, Doc('winding-to-ambient thermal resistance', unit='K/W', low=0.0)
+    ] = 5.0
+    thermal_capacity_j_k: Annotated[float, Doc('winding thermal capacity', unit='J/K', low=0.0)] = (
+        60.0
+    )
+    ambient_c: Annotated[float, Doc('ambient temperature', unit='°C', low=-273.15)] = 25.0
+    wear_per_running_h: Annotated[
+        float, Doc('health lost per running hour at load 1', unit='1/h', low=0.0, high=1.0)
+    ] = 5e-4
+    wear_per_start: Annotated[
+        float, Doc('health lost per start', unit='1/start', low=0.0, high=1.0)
+    ] = 2e-6
+    wear_temperature_c: Annotated[
+        float, Doc('winding temperature above which heat wears the motor', unit='°C', low=-273.15)
+    ] = 70.0
+    wear_per_kelvin_h: Annotated[
+        float,
+        Doc(
+            'health lost per hour and kelvin above wear_temperature_c',
+            unit='1/(K·h)',
+            low=0.0,
+            high=1.0,
+        ),
+    ] = 1e-3
+    wear_per_overcurrent_ah: Annotated[
+        float, Doc('health lost per hour and ampere above current_limit_a', unit='1/(A·h)', low=0.0)
+    ] = 0.5
+    bearing_wear_per_h: Annotated[
+        float,
+        Doc(
+            'extra health lost per running hour under BEARING_WEAR magnitude 1', unit='1/h', low=0.0
+        ),
+    ] = 0.05
+    vibration_ripple_a: Annotated[
+        float, Doc('current ripple amplitude under VIBRATION magnitude 1', unit='A', low=0.0)
+    ] = 0.3
+    vibration_hz: Annotated[float, Doc('frequency of that ripple', unit='Hz', low=0.0)] = 3.7
+    vibration_wear_per_h: Annotated[
+        float,
+        Doc('extra health lost per running hour under VIBRATION magnitude 1', unit='1/h', low=0.0),
+    ] = 0.02
+    failed_health: Annotated[
+        float, Doc('health a MOTOR_FAILURE collapses toward', low=0.0, high=1.0)
+    ] = 0.4
+    failure_tau_s: Annotated[float, Doc('time constant of that collapse', unit='s', low=0.0)] = 20.0
 
 
 class Motor:

@@ -10,8 +10,8 @@ so tuples become lists. ``to_parameters`` gives the defaults a node declares;
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Any, TypeVar, get_type_hints
 
 ParameterValue = bool | int | float | str | list[bool] | list[int] | list[float] | list[str]
 
@@ -19,6 +19,17 @@ ParameterValue = bool | int | float | str | list[bool] | list[int] | list[float]
 NODE_PARAMETERS = frozenset({'use_sim_time'})
 
 C = TypeVar('C', bound='ParameterConfig')
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What a config field means, for its parameter's descriptor: written into the field's
+    type as ``Annotated[float, Doc('supply voltage', unit='V', low=0.0)]``."""
+
+    description: str
+    unit: str = ''
+    low: float | None = None
+    high: float | None = None
 
 
 class ParameterConfig:
@@ -44,6 +55,19 @@ class ParameterConfig:
         for head, sub in nested.items():
             updates[head] = type(known[head]).from_parameters(sub)
         return replace(config, **updates)  # type: ignore[type-var]
+
+    @classmethod
+    def parameter_docs(cls) -> dict[str, Doc]:
+        """The ``Doc`` of every parameter, by the names ``to_parameters`` gives."""
+        docs: dict[str, Doc] = {}
+        for name, hint in get_type_hints(cls, include_extras=True).items():
+            if isinstance(hint, type) and issubclass(hint, ParameterConfig):
+                docs.update({f'{name}.{k}': v for k, v in hint.parameter_docs().items()})
+            else:
+                docs[name] = next(
+                    m for m in getattr(hint, '__metadata__', ()) if isinstance(m, Doc)
+                )
+        return docs
 
     def to_parameters(self) -> dict[str, ParameterValue]:
         """Flat parameter dict (dotted names for nested configs, lists for tuples)."""

@@ -24,12 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from stf_nodes.sim.alerts import AlertConfig
 from stf_nodes.sim.axis import AxisConfig
 from stf_nodes.sim.model import Pose, Refused, TaskRefused, VgrSnapshot, Workpiece
 from stf_nodes.sim.motor import MotorConfig
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 from stf_nodes.sim.sensors import Sensor
 from stf_nodes.sim.station import Planner, Station, Step, TaskFailedError, parse_coordinates
 from stf_nodes.validation import quote
@@ -41,21 +42,47 @@ PRESSURE_ID = 'VGR_P1_VACUUM'
 class VgrConfig(ParameterConfig):
     """Vacuum gripper robot parameters (``vgr`` in ``config/factory.yaml``)."""
 
-    publish_rate: float = 10.0
-    seed: int = 2
+    publish_rate: Annotated[float, Doc('state topic rate', unit='Hz', low=0.01, high=1000.0)] = 10.0
+    seed: Annotated[
+        int, Doc('seed of the station random generator (sensor noise, ghost readings)')
+    ] = 2
     motor: MotorConfig = field(default_factory=MotorConfig)
     axis: AxisConfig = field(default_factory=AxisConfig)
     alert: AlertConfig = field(default_factory=AlertConfig)
-    max_mm: tuple[float, ...] = (400.0, 80.0)
-    rail_y_mm: float = 150.0
-    position_names: tuple[str, ...] = ('home', 'conveyor', 'oven', 'output')
-    position_x_mm: tuple[float, ...] = (0.0, 100.0, 220.0, 340.0)
-    position_z_mm: tuple[float, ...] = (0.0, 60.0, 50.0, 60.0)
-    pressure_max_bar: float = 0.8
-    pressure_tau_s: float = 0.5
-    leak_tau_s: float = 20.0
-    pick_min_bar: float = 0.6
-    vacuum_timeout_s: float = 5.0
+    max_mm: Annotated[
+        tuple[float, ...],
+        Doc('upper axis limits (lower limits are the reference switches at 0)', unit='mm'),
+    ] = (400.0, 80.0)
+    rail_y_mm: Annotated[float, Doc('y of the arm rail in the station frame', unit='mm')] = 150.0
+    position_names: Annotated[tuple[str, ...], Doc('named positions for pick/place/move')] = (
+        'home',
+        'conveyor',
+        'oven',
+        'output',
+    )
+    position_x_mm: Annotated[
+        tuple[float, ...], Doc('arm (rail) position of each named position', unit='mm')
+    ] = (0.0, 100.0, 220.0, 340.0)
+    position_z_mm: Annotated[
+        tuple[float, ...],
+        Doc('depth the suction cup is lowered to at each named position', unit='mm'),
+    ] = (0.0, 60.0, 50.0, 60.0)
+    pressure_max_bar: Annotated[
+        float, Doc('vacuum the compressor reaches, below ambient', unit='bar', low=0.0, high=1.0)
+    ] = 0.8
+    pressure_tau_s: Annotated[
+        float, Doc('time constant of the vacuum build-up', unit='s', low=0.0)
+    ] = 0.5
+    leak_tau_s: Annotated[
+        float, Doc('time constant of the vacuum decay with the compressor off', unit='s', low=0.0)
+    ] = 20.0
+    pick_min_bar: Annotated[
+        float,
+        Doc('vacuum needed to pick (pressure switch threshold)', unit='bar', low=0.0, high=1.0),
+    ] = 0.6
+    vacuum_timeout_s: Annotated[
+        float, Doc('a pick fails if the vacuum is not reached within this time', unit='s', low=0.0)
+    ] = 5.0
 
 
 class Vgr(Station):

@@ -110,7 +110,7 @@ def test_real_entry_points_resolve() -> None:
     assert 'stf' in scripts, 'the project is not installed (pip install -e .)'
     command = resolve_executable('stf_digital_twin', 'stf')
     assert command[:2] == [sys.executable, '-c']
-    assert 'from stf_nodes.cli.main import main' in command[2]
+    assert 'from stf_nodes.process import stf' in command[2]
 
 
 @pytest.mark.parametrize('name', node_executables())

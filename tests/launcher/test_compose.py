@@ -67,14 +67,14 @@ def test_executable_without_node_class_is_refused(
 ) -> None:
     scripts = {
         'plain_node': metadata.EntryPoint(
-            name='plain_node', value='stf_nodes.export:main', group='console_scripts'
+            name='plain_node', value='stf_nodes.process:station_node', group='console_scripts'
         )
     }
     monkeypatch.setattr(commands, 'console_scripts', lambda: scripts)
     with pytest.raises(
         LaunchError,
         match=r"test.launch.xml:3: executable 'plain_node' cannot be "
-        r'composed: module stf_nodes.export has no NODE_CLASS',
+        r'composed: module stf_nodes.station_node has no NODE_CLASS',
     ):
         compose.plan_composition([spec('plain_node')], params_dir=tmp_path)
 

@@ -5,6 +5,7 @@ open their context as `stf node list` does and print the same line as `[FATAL] .
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stf_nodes.runtime.router import free_port
+from stf_nodes.runtime.router import free_port, is_listening, spawn_router
 
 
 @pytest.fixture
@@ -65,3 +66,14 @@ def test_one_diagnosis_everywhere(foreign_endpoint: str) -> None:
     doctor = run(foreign_endpoint, *stf, 'doctor')
     assert doctor.returncode == 1
     assert f'[FAIL] router: {expected}' in doctor.stdout.splitlines()
+
+
+def test_spawn_router_leaves_the_environment_alone() -> None:
+    before = os.environ.get('ZENOH_ROUTER')
+    endpoint, process = spawn_router()
+    try:
+        assert os.environ.get('ZENOH_ROUTER') == before
+        assert is_listening(endpoint)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0

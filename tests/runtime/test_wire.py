@@ -69,7 +69,14 @@ def tokens(peer: zenoh.Session) -> list[str]:
 
 
 def test_peer_sees_node_and_endpoint_tokens(demo: Any, peer: zenoh.Session) -> None:
-    keys = tokens(peer)
+    # The node and each kind of endpoint it has.
+    wanted = tuple(f'/{kind}/%/%t1/demo' for kind in ('NN', 'MP', 'SS', 'MS'))
+
+    def complete() -> list[str]:
+        keys = tokens(peer)
+        return keys if all(any(w in k for k in keys) for w in wanted) else []
+
+    keys = wait_until(complete)
     node_tokens = [k for k in keys if k.endswith('/NN/%/%t1/demo')]
     assert len(node_tokens) == 1
     _, domain, zid, nid, nid_again, _ = node_tokens[0].split('/', 5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
+from stf_nodes.runtime.parameters import load_parameter_file
 from stf_nodes.sim import ConveyorConfig, Hbw, HbwConfig, VgrConfig
 from stf_nodes.sim.params import ParameterConfig
 
@@ -20,7 +20,9 @@ NODE_PARAMETERS = {'mount_xyz_m', 'mount_rpy_deg'}
 def test_yaml_holds_every_parameter_with_default_values(
     node: str, config_type: type[ParameterConfig]
 ) -> None:
-    section = yaml.safe_load(FACTORY_YAML.read_text())[node]['ros__parameters']
+    section = load_parameter_file(FACTORY_YAML, f'/{node}')
+    # rcl's matching: the same sections reach the station in a fleet's namespace.
+    assert load_parameter_file(FACTORY_YAML, f'/factory_7/{node}') == section
     assert set(section) >= NODE_PARAMETERS
     parameters = {name: v for name, v in section.items() if name not in NODE_PARAMETERS}
     defaults = config_type()
@@ -50,3 +52,19 @@ def test_from_parameters_overrides_and_converts() -> None:
 def test_unknown_or_malformed_parameters_rejected(parameters: dict[str, object]) -> None:
     with pytest.raises(ValueError, match='parameter'):
         HbwConfig.from_parameters(parameters)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(('node', 'config_type'), SECTIONS)
+def test_every_parameter_is_described_and_its_default_is_in_range(
+    node: str, config_type: type[ParameterConfig]
+) -> None:
+    docs = config_type.parameter_docs()
+    defaults = config_type().to_parameters()
+    assert set(docs) == set(defaults)
+    for name, doc in docs.items():
+        assert doc.description, name
+        value = defaults[name]
+        if doc.low is not None:
+            assert isinstance(value, int | float) and value >= doc.low, name
+        if doc.high is not None:
+            assert isinstance(value, int | float) and value <= doc.high, name

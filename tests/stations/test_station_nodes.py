@@ -416,20 +416,25 @@ def test_stalled_belt_motor_draws_current_without_motion_and_the_transport_fails
     probe.do('conveyor', 'load', 'entry', workpiece('WP901'))
     assert probe.inject('conveyor', 'CONV_M1', 'STALL').accepted
     states, alerts, diagnostics = marks(probe, 'conveyor')
+    before = probe.states['conveyor'].last
 
     end = probe.run_task('conveyor', 'transport', 'exit')
 
     assert end.status == TaskStatus.FAILED
     assert 'move timed out' in end.message and 'CONV_M1 stuck' in end.message
+    # How many samples fall into the move depends on how the clock node is scheduled; one is
+    # enough to compare with the state before the task.
     during = [s for s in probe.states['conveyor'].since(states) if s.task == 'transport']
-    assert len(during) > 10
+    assert during
     currents = [motor(s, 'CONV_M1').current_a for s in during]
     assert max(currents) == pytest.approx(2.5, abs=0.01)  # locked rotor
     assert all(motor(s, 'CONV_M1').running for s in during)
     assert {(s.position, s.workpiece_position, s.belt_speed) for s in during} == {
-        (during[0].position, 0.010, 0.0)
+        (before.position, 0.010, 0.0)
     }, 'the belt moved while stalled'
-    assert len({motor(s, 'CONV_M1').encoder_pulses for s in during}) == 1
+    assert {motor(s, 'CONV_M1').encoder_pulses for s in during} == {
+        motor(before, 'CONV_M1').encoder_pulses
+    }
     alert = raised(probe, 'CONV_M1', 'OVERCURRENT', alerts)
     assert alert.value == pytest.approx(2.5, abs=0.01) and alert.threshold == 1.5
     diagnosed(probe, 'conveyor: CONV_M1', DIAG_ERROR, 'STALL', diagnostics)
