@@ -38,10 +38,13 @@ from rosbags.interfaces import Nodetype
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from stf_nodes import cdr
+
 __all__ = [
     'InterfaceError',
     'SerdeError',
     'ServiceType',
+    'codec',
     'dds_type_name',
     'decoder',
     'deserialize',
@@ -54,6 +57,7 @@ __all__ = [
     'message_definition_text',
     'nested_types',
     'serialize',
+    'serializer',
     'to_data',
     'type_hash',
 ]
@@ -342,29 +346,44 @@ def get_service(name: str) -> ServiceType:
 
 
 @cache
-def _codec(full: str) -> Any:
-    """rosbags' generated codec of a type, built after our classes are in the store."""
-    get_message_class(full)
-    return _store().get_msgdef(full)
+def codec(name: str) -> cdr.Codec:
+    """The generated codec of a message type (see `stf_nodes.cdr`), built once per type."""
+    full = _resolve(name)
+    return cdr.build_codecs(_store().fielddefs, get_message_class, [full])[full]
 
 
-def _encode(message: Any) -> bytes:
-    store = _store()
-    codec = _codec(message.__msgtype__)
-    raw = bytearray(4 + codec.getsize_cdr(0, message, store))
-    raw[1] = 1  # encapsulation CDR_LE
-    codec.serialize_cdr_le(memoryview(raw)[4:], 0, message, store)
-    return bytes(raw)
+# What the generated encoder raises on values it does not take as they are.
+_NOT_AS_IS = (
+    AttributeError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    IndexError,
+    BufferError,
+    struct.error,
+)
 
 
 def serialize(message: Any) -> bytes:
     """CDR (little endian, with the 4-byte encapsulation header) of a generated message."""
-    try:
-        return _encode(message)
-    except (AttributeError, TypeError, ValueError, OverflowError, IndexError, SerdeError):
-        # Plain lists in primitive-sequence fields, or wrong types: normalise through the
-        # validating converter, which names the offending field, then encode.
-        return _encode(from_data(message.__msgtype__, to_data(message)))
+    return serializer(message.__msgtype__)(message)
+
+
+@cache
+def serializer(name: str) -> Callable[[Any], bytes]:
+    """`serialize` for messages of one type (publishers keep it: no lookup per message)."""
+    full = _resolve(name)
+    encode = codec(full).encode
+
+    def serialize_one(message: Any) -> bytes:
+        try:
+            return encode(message)
+        except _NOT_AS_IS:
+            # Plain lists in primitive-sequence fields, or wrong types: normalise through the
+            # validating converter, which names the offending field, then encode.
+            return encode(from_data(full, to_data(message)))
+
+    return serialize_one
 
 
 @cache
@@ -375,21 +394,22 @@ def decoder(name: str) -> Callable[[bytes | memoryview], Any]:
     malformed input.
     """
     full = _resolve(name)
-    codec = _codec(full)
+    decode_le = codec(full).decode
     store = _store()
-    decode_le, cls = codec.deserialize_cdr_le, codec.cls
 
     def decode(data: bytes | memoryview) -> Any:
         if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
             raise SerdeError(f'{full}: invalid or unsupported CDR encapsulation header')
         if data[1] == 0:  # big endian: rare, take rosbags' general path
             return store.deserialize_cdr(data, full)
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
-            message, pos = decode_le(memoryview(data)[4:], 0, cls, store)
+            message, pos = decode_le(data, 4)
         except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
             raise SerdeError(f'could not deserialize {full}: {exc}') from exc
-        if pos + 4 + 3 < len(data):
-            raise SerdeError(f'{len(data) - pos - 4} trailing bytes after {full}')
+        if pos + 3 < len(data):
+            raise SerdeError(f'{len(data) - pos} trailing bytes after {full}')
         return message
 
     return decode

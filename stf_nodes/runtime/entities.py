@@ -14,6 +14,11 @@ hot standby answering the read-only services beside its leader) the first good r
 error reply fails the call only when no server answered well; Zenoh's timeout is a
 TimeoutError.
 
+A service callback may return a `Future` instead of the response: the reply goes out when the
+future finishes, from whichever thread finishes it (an error reply if it failed). The executor
+takes the next request meanwhile, so a server can answer requests together (the scheduler's
+group commit) and out of order.
+
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
 
@@ -62,6 +67,7 @@ MAX_MESSAGE_BYTES = int(os.environ.get('STF_MAX_MESSAGE_BYTES', str(64 * 1024 * 
 SERVICE_QUEUE_LIMIT = 1024
 
 _ATTACHMENT = struct.Struct('<qqB16s')
+_SEQUENCE_AND_STAMP = struct.Struct('<qq')  # the attachment's head, all that changes per put
 
 
 def make_attachment(sequence_number: int, gid: bytes, timestamp_ns: int | None = None) -> bytes:
@@ -76,6 +82,18 @@ def parse_attachment(data: bytes | None) -> tuple[int, int, bytes] | None:
         return None
     sequence_number, timestamp_ns, length, gid = _ATTACHMENT.unpack(data)
     return (sequence_number, timestamp_ns, gid) if length == 16 else None
+
+
+class _Attachment:
+    """An entity's attachment buffer: its GID is written once, each put rewrites the sequence
+    number and timestamp in place (callers hold the entity's lock; Zenoh copies the bytes)."""
+
+    def __init__(self, gid: bytes) -> None:
+        self.buffer = bytearray(make_attachment(0, gid, 0))
+
+    def next(self, sequence_number: int) -> bytearray:
+        _SEQUENCE_AND_STAMP.pack_into(self.buffer, 0, sequence_number, time.time_ns())
+        return self.buffer
 
 
 class ServiceError(RuntimeError):
@@ -112,7 +130,7 @@ class Future:
                 return
             self._result, self._exception = result, exception
             self._done.set()
-            callbacks = list(self._callbacks)
+            callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)
 
@@ -153,6 +171,7 @@ class _Endpoint:
         self.type_hash = type_hash or interfaces.type_hash(type_name)
         dds_type = interfaces.dds_type_name(type_name)
         self.keyexpr = names.data_keyexpr(context.domain_id, name, dds_type, self.type_hash)
+        self._key = zenoh.KeyExpr(self.keyexpr)  # parsed once, not per query
         self.token_key = names.endpoint_token(
             domain_id=context.domain_id,
             zid=context.zid,
@@ -246,7 +265,9 @@ class Publisher(_Endpoint):
             type_hash=type_hash,
         )
         self.msg_type = msg_type
+        self._serialize = interfaces.serializer(self.type_name) if msg_type else None
         self._sequence = 0
+        self._attachment = _Attachment(self.gid)
         self._lock = threading.Lock()
         session = node.context.session
         reliable = qos.reliability == ReliabilityPolicy.RELIABLE
@@ -271,9 +292,9 @@ class Publisher(_Endpoint):
         self._announce()
 
     def publish(self, message: Any) -> None:
-        if getattr(message, '__msgtype__', None) != self.type_name:
+        if getattr(message, '__msgtype__', None) != self.type_name or self._serialize is None:
             raise TypeError(f'{self.name} publishes {self.type_name}, got {type(message).__name__}')
-        self.publish_serialized(interfaces.serialize(message))
+        self.publish_serialized(self._serialize(message))
 
     def publish_serialized(self, payload: bytes) -> None:
         """Publish CDR bytes that are already encoded (bag replay, bridges)."""
@@ -284,8 +305,7 @@ class Publisher(_Endpoint):
             )
         with self._lock:
             self._sequence += 1
-            attachment = make_attachment(self._sequence, self.gid)
-            self._publisher.put(payload, attachment=attachment)
+            self._publisher.put(payload, attachment=self._attachment.next(self._sequence))
 
     def get_subscription_count(self) -> int:
         return self.node.context.graph.count(self.name, names.SUBSCRIPTION)
@@ -429,6 +449,7 @@ class Service(_Inbox):
         self.srv_type = srv_type
         self.callback = callback
         self._decode_request = interfaces.decoder(srv_type.Request.__msgtype__)
+        self._serialize_response = interfaces.serializer(srv_type.Response.__msgtype__)
         self._init_inbox(None)
         self._queryable = node.context.session.declare_queryable(
             self.keyexpr, zenoh.handlers.Callback(self._on_query), complete=True
@@ -471,9 +492,34 @@ class Service(_Inbox):
         try:
             response = self.callback(request, self.srv_type.Response())
         except Exception as exc:  # a failing handler must not take the server down
-            self.node.get_logger().error(f'{self.name}: service callback raised {exc!r}')
-            query.reply_err(f'service callback failed: {exc}'.encode())
+            self._reply_failed(query, exc)
             return
+        if isinstance(response, Future):
+            # Answered later, from whichever thread finishes the future (a group commit).
+            response.add_done_callback(
+                lambda done: self._reply_later(query, sequence_number, client_gid, done)
+            )
+            return
+        self._reply(query, sequence_number, client_gid, response)
+
+    def _reply_later(
+        self, query: zenoh.Query, sequence_number: int, client_gid: bytes, done: Future
+    ) -> None:
+        try:
+            if done.exception() is not None:
+                self._reply_failed(query, done.exception())
+            else:
+                self._reply(query, sequence_number, client_gid, done.result())
+        finally:
+            query.drop()  # the final reply: the client's query ends now
+
+    def _reply_failed(self, query: zenoh.Query, exc: BaseException | None) -> None:
+        self.node.get_logger().error(f'{self.name}: service callback raised {exc!r}')
+        query.reply_err(f'service callback failed: {exc}'.encode())
+
+    def _reply(
+        self, query: zenoh.Query, sequence_number: int, client_gid: bytes, response: Any
+    ) -> None:
         if getattr(response, '__msgtype__', None) != self.srv_type.Response.__msgtype__:
             self.node.get_logger().error(
                 f'{self.name}: callback returned {type(response).__name__}, not a response'
@@ -482,7 +528,7 @@ class Service(_Inbox):
             return
         query.reply(
             query.key_expr,
-            interfaces.serialize(response),
+            self._serialize_response(response),
             attachment=make_attachment(sequence_number, client_gid),
         )
 
@@ -504,6 +550,7 @@ class Client(_Endpoint):
         super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
         self.srv_type = srv_type
         self._decode_response = interfaces.decoder(srv_type.Response.__msgtype__)
+        self._serialize_request = interfaces.serializer(srv_type.Request.__msgtype__)
         self._sequence = 0
         self._lock = threading.Lock()
         self._announce()
@@ -527,7 +574,7 @@ class Client(_Endpoint):
             raise TypeError(
                 f'{self.name} expects {self.srv_type.name} requests, got {type(request).__name__}'
             )
-        return interfaces.serialize(request), self._next_attachment()
+        return self._serialize_request(request), self._next_attachment()
 
     def _next_attachment(self) -> bytes:
         with self._lock:
@@ -549,7 +596,7 @@ class Client(_Endpoint):
 
     def _get(self, payload: bytes, attachment: bytes, timeout_s: float, handler: Any) -> Any:
         return self.node.context.session.get(
-            self.keyexpr,
+            self._key,
             handler,
             payload=payload,
             attachment=attachment,

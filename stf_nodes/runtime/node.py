@@ -346,13 +346,15 @@ class Node:
 
     def _deliver(self, entity: Any) -> None:
         """Work arrived for `entity`: run it now if the executor is idle, else queue it."""
-        with self._lock:
-            executor = self._executor
-            if executor is None:
-                if not entity.posted:
-                    entity.posted = True
-                    self._backlog.append(entity)
-                return
+        executor = self._executor  # once attached, read without the lock (every message)
+        if executor is None:
+            with self._lock:
+                executor = self._executor
+                if executor is None:
+                    if not entity.posted:
+                        entity.posted = True
+                        self._backlog.append(entity)
+                    return
         if executor.run_inline(entity) or entity.posted:
             return
         entity.posted = True
