@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 from rosbags.serde import SerdeError
-from rosbags.typesys.base import Nodetype
 
 __all__ = ['Codec', 'build_codecs']
 

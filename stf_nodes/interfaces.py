@@ -103,8 +103,8 @@ class ServiceType:
     """A service interface: its name, request and response classes."""
 
     name: str
-    Request: type
-    Response: type
+    Request: type[Any]
+    Response: type[Any]
 
     @property
     def type_hash(self) -> str:
@@ -293,7 +293,7 @@ def _message_eq(self: Any, other: object) -> Any:  # bool, or NotImplemented
 
 
 @cache
-def get_message_class(name: str) -> type:
+def get_message_class(name: str) -> type[Any]:
     """The generated class of a message type (`pkg/msg/Name` or `pkg/Name`)."""
     store = _store()
     full = _normalize_name(name)

@@ -39,7 +39,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zenoh
 import zenoh.ext
@@ -248,7 +248,7 @@ class Publisher(_Endpoint):
     def __init__(
         self,
         node: Node,
-        msg_type: type | None,
+        msg_type: type[Any] | None,
         name: str,
         qos: QoSProfile,
         *,
@@ -259,7 +259,7 @@ class Publisher(_Endpoint):
         need not know when `type_hash` is given (bag replay of foreign types)."""
         super().__init__(
             node,
-            type_name=type_name or msg_type.__msgtype__,  # type: ignore[union-attr]
+            type_name=_type_name(msg_type, type_name, name),
             name=name,
             qos=qos,
             type_hash=type_hash,
@@ -279,6 +279,7 @@ class Publisher(_Endpoint):
             if reliable
             else zenoh.Reliability.BEST_EFFORT,
         }
+        self._publisher: zenoh.Publisher | zenoh.ext.AdvancedPublisher
         if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
             self._publisher = zenoh.ext.declare_advanced_publisher(
                 session,
@@ -321,17 +322,19 @@ class Publisher(_Endpoint):
             lambda g: g.count(self.name, names.SUBSCRIPTION) > 0, timeout_s
         ):
             return False
-        status = getattr(self._publisher, 'matching_status', None)  # advanced: graph only
-        while status is not None and not status.matching:
+        publisher = self._publisher
+        if not isinstance(publisher, zenoh.Publisher):  # advanced: the graph only
+            return True
+        # zenoh's stub says bool; it is a MatchingStatus.
+        while not cast(Any, publisher.matching_status).matching:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
-            status = self._publisher.matching_status
         return True
 
     def destroy(self) -> None:
         super().destroy()
-        self._publisher.undeclare()
+        self._publisher.undeclare()  # type: ignore[no-untyped-call]  # zenoh stub: no annotation
 
 
 class Subscription(_Inbox):
@@ -340,15 +343,15 @@ class Subscription(_Inbox):
     def __init__(
         self,
         node: Node,
-        msg_type: type | None,
+        msg_type: type[Any] | None,
         name: str,
-        callback: Callable[[Any], None],
+        callback: Callable[..., None],  # (message) or (message, message_info)
         qos: QoSProfile,
         *,
         raw: bool = False,
         type_name: str | None = None,
     ) -> None:
-        super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
+        super().__init__(node, type_name=_type_name(msg_type, type_name, name), name=name, qos=qos)
         self.callback = callback
         self.raw = raw
         self.with_info = _positional_count(callback) >= 2
@@ -359,6 +362,7 @@ class Subscription(_Inbox):
         )
         session = node.context.session
         handler = zenoh.handlers.Callback(self._on_sample)
+        self._subscriber: zenoh.Subscriber[None] | zenoh.ext.AdvancedSubscriber[None]
         if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
             self._subscriber = zenoh.ext.declare_advanced_subscriber(
                 session,
@@ -404,7 +408,7 @@ class Subscription(_Inbox):
         if len(payload) > MAX_MESSAGE_BYTES:
             self._drop(f'message of {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})')
             return
-        if not self.raw:
+        if self._decode is not None:
             try:
                 payload = self._decode(payload)
             except interfaces.SerdeError as exc:
@@ -420,7 +424,7 @@ class Subscription(_Inbox):
 
     def destroy(self) -> None:
         super().destroy()
-        self._subscriber.undeclare()
+        self._subscriber.undeclare()  # type: ignore[no-untyped-call]  # zenoh stub: no annotation
 
 
 def _positional_count(callback: Callable[..., Any]) -> int:
@@ -583,7 +587,7 @@ class Client(_Endpoint):
 
     def _reply_payload(self, reply: zenoh.Reply) -> bytes:
         if reply.ok is None:
-            message = reply.err.payload.to_bytes().decode(errors='replace')
+            message = _error_text(reply)
             raise ServiceError(f'{self.name}: server error: {message}')
         return reply.ok.payload.to_bytes()
 
@@ -661,9 +665,10 @@ class Client(_Endpoint):
                 f'{self.name}: request of {len(payload)} bytes exceeds the limit of '
                 f'{MAX_MESSAGE_BYTES} bytes'
             )
-        return self._call(
+        reply: bytes = self._call(
             lambda: (payload, self._next_attachment()), self._reply_payload, timeout_sec
         )
+        return reply
 
     def _call(
         self,
@@ -732,7 +737,22 @@ class Client(_Endpoint):
 
 def _timed_out(reply: zenoh.Reply) -> bool:
     """Zenoh's own error reply for a query whose timeout passed (not a server's error)."""
-    return reply.ok is None and reply.err.payload.to_bytes() == b'Timeout'
+    return reply.ok is None and _error_text(reply) == 'Timeout'
+
+
+def _type_name(msg_type: type[Any] | None, type_name: str | None, name: str) -> str:
+    """The type of an endpoint: given by name, or the message class's."""
+    if type_name is not None:
+        return type_name
+    if msg_type is None:
+        raise TypeError(f'{name}: needs a message type or a type name')
+    return str(msg_type.__msgtype__)
+
+
+def _error_text(reply: zenoh.Reply) -> str:
+    """The text of an error reply (empty when the reply carries none)."""
+    error = reply.err
+    return '' if error is None else error.payload.to_bytes().decode(errors='replace')
 
 
 class GuardCondition:
