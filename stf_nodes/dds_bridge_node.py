@@ -1,0 +1,83 @@
+"""`dds_bridge` node: the graph on DDS for ROS 2 peers on any middleware (real rclpy).
+
+Runs real rclpy (ROS 2 Kilted wheels, rmw_fastrtps_cpp unless `RMW_IMPLEMENTATION` says
+otherwise) beside our Zenoh runtime in one process, and mirrors topics both ways as CDR bytes
+and the graph's services onto DDS (see `stf_nodes.bridges.dds.mirror`). `ROS_DOMAIN_ID` is the
+domain on both sides.
+
+rclpy lives in `.venv-dds` (`make dds` or `stf dds setup`), not in the project's own venv: when
+rclpy is not importable, the executable re-runs itself under `.venv-dds/bin/python` (the venv
+given by `STF_DDS_VENV`, else `.venv-dds` in the checkout), where this project is installed
+too. Without that venv it stops with a configuration error (`stf launch` does not respawn it).
+Started by `stf launch enable_dds:=true`.
+
+Parameters:
+- `discovery_period_s` (0.5): how often the DDS graph is read (the Zenoh graph is followed at
+  once);
+- `service_timeout_s` (10.0): how long a DDS client's call may take in the graph.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from typing import Any
+
+from stf_nodes import exit_codes, runtime
+
+
+class DdsBridgeNode(runtime.Node):
+    """The bridge node: parameters and the mirror."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('dds_bridge', **kwargs)
+        from stf_nodes.bridges.dds.mirror import DdsMirror, Settings
+
+        settings = Settings(
+            discovery_period_s=self.declare_parameter(
+                'discovery_period_s', 0.5, description='period of DDS graph reads, s'
+            ).value,
+            service_timeout_s=self.declare_parameter(
+                'service_timeout_s', 10.0, description='timeout of a DDS client call, s'
+            ).value,
+        )
+        self.mirror = DdsMirror(self, settings)
+        self.mirror.start()
+
+    def destroy_node(self) -> None:
+        if not self.destroyed:
+            self.mirror.stop()
+        super().destroy_node()
+
+
+NODE_CLASS = DdsBridgeNode
+
+
+def _reexec_under_dds_venv(argv: list[str]) -> int:
+    """Replace this process by the same node under `.venv-dds`'s Python (which has rclpy)."""
+    from stf_nodes.bridges.dds.environment import RMW_IMPLEMENTATION, default_venv, venv_python
+
+    python = venv_python(default_venv())
+    if not python.exists():
+        print(
+            f'[FATAL] configuration error: rclpy is not installed here and {python} does not '
+            'exist; create it with `make dds` (or `stf dds setup`)',
+            file=sys.stderr,
+            flush=True,
+        )
+        return exit_codes.CONFIG
+    os.environ.setdefault('RMW_IMPLEMENTATION', RMW_IMPLEMENTATION)
+    os.execv(python, [str(python), '-m', 'stf_nodes.dds_bridge_node', *argv])  # noqa: S606
+    return exit_codes.FAILURE  # not reached
+
+
+def main(args: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if args is None else list(args)
+    if importlib.util.find_spec('rclpy') is None and not ({'-h', '--help'} & set(argv)):
+        return _reexec_under_dds_venv(argv)
+    return runtime.run_node(DdsBridgeNode, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
