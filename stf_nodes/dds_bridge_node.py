@@ -6,7 +6,7 @@ and the graph's services onto DDS (see `stf_nodes.bridges.dds.mirror`). `ROS_DOM
 domain on both sides.
 
 rclpy lives in `.venv-dds` (`make dds` or `stf dds setup`), not in the project's own venv: when
-rclpy is not importable, the executable re-runs itself under `.venv-dds/bin/python` (the venv
+rclpy is not importable, the executable replaces itself by `.venv-dds/bin/dds_bridge_node` (the venv
 given by `STF_DDS_VENV`, else `.venv-dds` in the checkout), where this project is installed
 too. Without that venv it stops with a configuration error (`stf launch` does not respawn it).
 Started by `stf launch enable_dds:=true`.
@@ -58,17 +58,19 @@ def _reexec_under_dds_venv(argv: list[str]) -> int:
     """Replace this process by the same node under `.venv-dds`'s Python (which has rclpy)."""
     from stf_nodes.bridges.dds.environment import RMW_IMPLEMENTATION, default_venv, venv_python
 
-    python = venv_python(default_venv())
-    if not python.exists():
+    # The venv's own console script, not `python -m`: that would put the working directory
+    # first on sys.path, and in a checkout its stf_msgs would hide the rosidl-built one.
+    executable = venv_python(default_venv()).with_name('dds_bridge_node')
+    if not executable.exists():
         print(
-            f'[FATAL] configuration error: rclpy is not installed here and {python} does not '
-            'exist; create it with `make dds` (or `stf dds setup`)',
+            f'[FATAL] configuration error: rclpy is not installed here and {executable} does '
+            'not exist; create it with `make dds` (or `stf dds setup`)',
             file=sys.stderr,
             flush=True,
         )
         return exit_codes.CONFIG
     os.environ.setdefault('RMW_IMPLEMENTATION', RMW_IMPLEMENTATION)
-    os.execv(python, [str(python), '-m', 'stf_nodes.dds_bridge_node', *argv])  # noqa: S606
+    os.execv(executable, [str(executable), *argv])  # noqa: S606
     return exit_codes.FAILURE  # not reached
 
 

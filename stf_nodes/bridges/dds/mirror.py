@@ -49,7 +49,9 @@ from typing import Any
 import rclpy
 import rclpy.node
 import rclpy.qos
+import zenoh
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.signals import SignalHandlerOptions
@@ -85,6 +87,14 @@ class Qos:
             reliable=any(p.reliable for p in profiles),
             latched=any(p.latched for p in profiles),
             depth=max(p.depth for p in profiles),
+        )
+
+    def covers(self, other: Qos) -> bool:
+        """Whether an endpoint with this QoS serves publishers that need `other`."""
+        return (
+            (self.reliable or not other.reliable)
+            and (self.latched or not other.latched)
+            and self.depth >= other.depth
         )
 
     def to_rclpy(self) -> rclpy.qos.QoSProfile:
@@ -132,9 +142,17 @@ def rclpy_type(type_name: str) -> Any:
     """The rclpy class of `pkg/msg/Name` or `pkg/srv/Name`; LookupError without typesupport."""
     package, kind, name = type_name.split('/')
     try:
-        return getattr(importlib.import_module(f'{package}.{kind}'), name)
+        found = getattr(importlib.import_module(f'{package}.{kind}'), name)
     except (ImportError, AttributeError) as exc:
         raise LookupError(f'no rclpy typesupport for {type_name}') from exc
+    load = getattr(type(found), '__import_type_support__', None)
+    if load is None:  # e.g. the checkout's stf_msgs first on sys.path (python -m from there)
+        raise LookupError(f'{type_name} from {found.__module__} is not a rosidl-generated class')
+    try:
+        load()
+    except ImportError as exc:
+        raise LookupError(f'typesupport of {type_name} does not load: {exc}') from exc
+    return found
 
 
 def rosidl_type_hash(type_name: str) -> str:
@@ -229,14 +247,23 @@ class DdsMirror:
         self.node.context.graph.remove_listener(self._changed.set)
         self._stop.set()
         self._changed.set()
-        self._threads[1].join(timeout=5)
-        self.executor.shutdown(timeout_sec=2)
-        self.dds.destroy_node()
+        spinner, worker = self._threads
+        worker.join(timeout=5)
+        # Join rclpy's threads before the interpreter exits: a thread still inside rclpy's C++
+        # code when Python ends aborts the process.
+        self.executor.shutdown(timeout_sec=5)
         self.context.try_shutdown()
+        spinner.join(timeout=5)
+        self.dds.destroy_node()
 
     def _spin(self) -> None:
-        with contextlib.suppress(ExternalShutdownException):
-            self.executor.spin()
+        while self.context.ok() and not self._stop.is_set():
+            try:
+                self.executor.spin_once(timeout_sec=0.2)
+            except InvalidHandle:  # an entity the graph worker destroyed while rclpy waited
+                continue
+            except ExternalShutdownException:
+                return
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -345,7 +372,16 @@ class DdsMirror:
         create: Callable[[str, str, Qos], _Route],
         drop: Callable[[_Route], None],
     ) -> None:
-        for topic in [t for t, r in routes.items() if wanted.get(t) != (r.type_name, r.qos)]:
+        # A route is kept while its QoS still serves the publishers (a command line tool's
+        # short-lived publisher must not make it lose samples by being recreated).
+        stale = [
+            topic
+            for topic, route in routes.items()
+            if topic not in wanted
+            or wanted[topic][0] != route.type_name
+            or not route.qos.covers(wanted[topic][1])
+        ]
+        for topic in stale:
             drop(routes.pop(topic))
         for topic, (type_name, qos) in wanted.items():
             if topic not in routes:
@@ -356,7 +392,8 @@ class DdsMirror:
 
         def forward(payload: bytes, info: dict[str, Any]) -> None:
             if info['publisher_gid'] not in self._own_zenoh_gids:
-                publisher.publish(payload)
+                with contextlib.suppress(InvalidHandle):  # the route was dropped meanwhile
+                    publisher.publish(payload)
 
         subscription = self.node.create_subscription(
             interfaces.get_message_class(type_name), topic, forward, qos.to_runtime(), raw=True
@@ -374,8 +411,12 @@ class DdsMirror:
 
         def forward(payload: bytes, info: dict[str, Any]) -> None:
             gid = (info.get('publisher_gid') or {}).get('data', b'')
-            if not self._dds_gid_is_own.get(gid, False) and not self._is_own_dds(topic, gid):
+            if self._is_own_dds(topic, gid):
+                return
+            try:
                 publisher.publish_serialized(payload)
+            except (ValueError, zenoh.ZError) as exc:  # too large; the route was dropped
+                self._warn_once(f'forward {topic}', f'{topic}: a DDS sample not forwarded: {exc}')
 
         subscription = self.dds.create_subscription(
             rclpy_type(type_name), topic, forward, qos.to_rclpy(), raw=True
