@@ -13,6 +13,7 @@ does not arrive in time. Modes:
 - `chatter`: std_msgs/String 'rclpy N' on /chatter at 10 Hz until stopped; prints whatever
   arrives on /chatter from other publishers (echo-loop check).
 - `garbage`: bytes that are no HbwState, published on /stf/hbw/state at 10 Hz until stopped.
+- `storm`: 100 short-lived DDS participants, each publishing on a topic of its own.
 - `cdr`: one raw /stf/hbw/state sample as received, rclpy's re-serialization of it, and a
   CommandStatus and a ProcessOrder request serialized by rclpy (hex).
 """
@@ -164,6 +165,24 @@ def garbage(node: Node, timeout_s: float) -> None:
         rclpy.spin_once(node, timeout_sec=0.1)
 
 
+def storm(node: Node, timeout_s: float) -> None:
+    """Participants that come and go: 5 rounds of 20 contexts (a DDS participant each), each
+    with a node publishing on a topic of its own for a moment."""
+    for round_ in range(5):
+        contexts = []
+        for index in range(20):
+            context = rclpy.Context()
+            rclpy.init(context=context)
+            peer = Node(f'storm_{round_}_{index}', context=context)
+            peer.create_publisher(String, f'/storm/topic_{index}', 10).publish(String(data='x'))
+            contexts.append((context, peer))
+        time.sleep(0.5)
+        for context, peer in contexts:
+            peer.destroy_node()
+            context.shutdown()
+    emit(step='storm', participants=100)
+
+
 def cdr(node: Node, timeout_s: float) -> None:
     raw: list[bytes] = []
     node.create_subscription(HbwState, '/stf/hbw/state', raw.append, 10, raw=True)
@@ -191,6 +210,7 @@ MODES = {
     'list_commands': list_commands,
     'chatter': chatter,
     'garbage': garbage,
+    'storm': storm,
     'cdr': cdr,
 }
 

@@ -137,6 +137,21 @@ def test_garbage_from_a_dds_peer_leaves_the_graph_working(dds_factory: DdsFactor
         garbage.communicate(timeout=15)
 
 
+def test_participant_storm_leaves_the_bridge_and_graph_working(dds_factory: DdsFactory) -> None:
+    assert dds_factory.client('storm', timeout=60)[0]['participants'] == 100
+
+    def storm_topics() -> list[str]:
+        listed = dds_factory.stf('topic', 'list')
+        assert listed.returncode == 0, listed.stderr
+        return [t for t in listed.stdout.split() if t.startswith('/storm/')]
+
+    # Their mirrors leave the graph with them (DDS forgets a participant within its lease).
+    wait_until(lambda: not storm_topics(), timeout=60, interval=1.0)
+    assert dds_factory.bridge.poll() is None, dds_factory.bridge_output()
+    assert by_step(dds_factory.client('params'))['get']['value'] == 10.0
+    assert 'topic /storm/topic_0 (std_msgs/msg/String): DDS → graph' in dds_factory.bridge_output()
+
+
 def test_bridge_killed_during_service_calls(dds_factory: DdsFactory, tmp_path: Path) -> None:
     """A second bridge is killed (SIGKILL) while an rclpy client calls a service through both:
     the graph does not notice, and the first bridge goes on serving the client."""
@@ -167,3 +182,23 @@ def test_bridge_killed_during_service_calls(dds_factory: DdsFactory, tmp_path: P
     )
     assert listed.returncode == 0, listed.stderr
     assert dds_factory.bridge.poll() is None, dds_factory.bridge_output()
+
+
+def test_bridge_stops_cleanly_while_forwarding(dds_factory: DdsFactory, tmp_path: Path) -> None:
+    """SIGINT while samples flow both ways: exit status 0, nothing aborted."""
+    log = tmp_path / 'bridge.log'
+    with log.open('w') as out:
+        bridge = subprocess.Popen(
+            [str(BIN / 'dds_bridge_node')],
+            env=dds_factory.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: 'topic /stf/hbw/state' in log.read_text(), timeout=60, interval=0.2)
+        bridge.send_signal(signal.SIGINT)
+        assert bridge.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if bridge.poll() is None:
+            bridge.kill()
+    assert 'FATAL' not in log.read_text()

@@ -249,8 +249,16 @@ class DdsMirror:
         self._changed.set()
         spinner, worker = self._threads
         worker.join(timeout=5)
-        # Join rclpy's threads before the interpreter exits: a thread still inside rclpy's C++
-        # code when Python ends aborts the process.
+        # No thread may still be inside rclpy's C++ code when Python ends (that aborts the
+        # process): Zenoh's delivery threads stop forwarding (`_stop`, then no subscriptions),
+        # rclpy's threads are joined.
+        mirrored = self._mirrored
+        for route in mirrored.to_dds.values():
+            self._drop_to_dds(route)
+        for route in mirrored.to_zenoh.values():
+            self._drop_to_zenoh(route)
+        mirrored.to_dds.clear()
+        mirrored.to_zenoh.clear()
         self.executor.shutdown(timeout_sec=5)
         self.context.try_shutdown()
         spinner.join(timeout=5)
@@ -391,7 +399,7 @@ class DdsMirror:
         publisher = self.dds.create_publisher(rclpy_type(type_name), topic, qos.to_rclpy())
 
         def forward(payload: bytes, info: dict[str, Any]) -> None:
-            if info['publisher_gid'] not in self._own_zenoh_gids:
+            if not self._stop.is_set() and info['publisher_gid'] not in self._own_zenoh_gids:
                 with contextlib.suppress(InvalidHandle):  # the route was dropped meanwhile
                     publisher.publish(payload)
 
