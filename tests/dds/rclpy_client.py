@@ -4,12 +4,13 @@ Run with `.venv-dds/bin/python tests/dds/rclpy_client.py MODE`; prints one JSON 
 result line (the tests read them) and exits non-zero with a message on stderr when something
 does not arrive in time. Modes:
 
-- `order`: a message of /stf/hbw/state; /stf/order/process called with ProcessOrder; that
+- `order`: a message of /stf/hbw/state; raw dough in the latched /stf/inventory (the
+  scheduler is ready); /stf/order/process called with ProcessOrder; that
   command followed on /stf/commands until COMPLETED (or FAILED/CANCELLED); then the latched
   /stf/inventory read by a new subscription, and its BAKED cookies listed.
 - `params`: /hbw parameters listed and one read (rclpy's AsyncParameterClient);
   `set_param`: that one set to 7.5 and read back.
-- `list_commands`: /stf/command/list called 20 times, one line per reply.
+- `list_loop`: /hbw/list_parameters called 20 times, one line per reply.
 - `chatter`: std_msgs/String 'rclpy N' on /chatter at 10 Hz until stopped; prints whatever
   arrives on /chatter from other publishers (echo-loop check).
 - `garbage`: bytes that are no HbwState, published on /stf/hbw/state at 10 Hz until stopped.
@@ -35,7 +36,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import String
 
 from stf_msgs.msg import CommandStatus, HbwState, Inventory, Workpiece
-from stf_msgs.srv import ListCommands, ProcessOrder
+from stf_msgs.srv import ProcessOrder
 
 LATCHED = QoSProfile(
     depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
@@ -64,6 +65,22 @@ def order(node: Node, timeout_s: float) -> None:
     node.create_subscription(HbwState, '/stf/hbw/state', states.append, 10)
     spin_until(node, lambda: states, timeout_s, 'message on /stf/hbw/state')
     emit(step='state', frame_id=states[0].header.frame_id, state=states[0].state)
+
+    # The scheduler is ready once its latched inventory holds raw dough (a fresh database is
+    # seeded from the HBW first).
+    stock: list[Any] = []
+    watch = node.create_subscription(Inventory, '/stf/inventory', stock.append, LATCHED)
+    spin_until(
+        node,
+        lambda: (
+            any(w.workpiece.status == Workpiece.RAW_DOUGH for w in stock[-1].slots)
+            if stock
+            else False
+        ),
+        timeout_s,
+        'raw dough in /stf/inventory',
+    )
+    node.destroy_subscription(watch)
 
     events: list[Any] = []
     node.create_subscription(CommandStatus, '/stf/commands', events.append, 100)
@@ -129,14 +146,11 @@ def set_param(node: Node, timeout_s: float) -> None:
     get_rate(node, client, timeout_s)
 
 
-def list_commands(node: Node, timeout_s: float) -> None:
-    client = node.create_client(ListCommands, '/stf/command/list')
-    spin_until(node, client.service_is_ready, timeout_s, '/stf/command/list server')
+def list_loop(node: Node, timeout_s: float) -> None:
+    client = parameter_client(node, timeout_s)
     for call in range(20):
-        reply = wait_future(
-            node, client.call_async(ListCommands.Request()), timeout_s, '/stf/command/list'
-        )
-        emit(step='list', call=call, commands=len(reply.commands))
+        listed = wait_future(node, client.list_parameters(), timeout_s, 'list_parameters')
+        emit(step='list', call=call, names=len(listed.result.names))
 
 
 def chatter(node: Node, timeout_s: float) -> None:
@@ -207,7 +221,7 @@ MODES = {
     'order': order,
     'params': params,
     'set_param': set_param,
-    'list_commands': list_commands,
+    'list_loop': list_loop,
     'chatter': chatter,
     'garbage': garbage,
     'storm': storm,

@@ -164,8 +164,8 @@ def test_bridge_killed_during_service_calls(dds_factory: DdsFactory, tmp_path: P
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until(lambda: '/stf/command/list' in log.read_text(), timeout=60, interval=0.2)
-        caller = dds_factory.start_client('list_commands', timeout=30)
+        wait_until(lambda: '/hbw/list_parameters' in log.read_text(), timeout=60, interval=0.2)
+        caller = dds_factory.start_client('list_loop', timeout=30)
         assert caller.stdout is not None
         first = caller.stdout.readline()  # one call answered: the rest come during the kill
         assert '"step": "list"' in first, first + caller.stdout.read()
