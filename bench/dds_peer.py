@@ -15,6 +15,7 @@ import time
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 
 QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
@@ -55,7 +56,7 @@ def subscribe(node: Node, topic: str, count: int, warmup: int, timeout: float) -
 
 
 def main() -> None:
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)  # Ctrl-C: KeyboardInterrupt
     node = Node('dds_bench_peer')
     try:
         if sys.argv[1] == 'pub':
