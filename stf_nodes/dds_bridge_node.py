@@ -2,7 +2,7 @@
 
 Runs real rclpy (ROS 2 Kilted wheels, rmw_fastrtps_cpp unless `RMW_IMPLEMENTATION` says
 otherwise) beside our Zenoh runtime in one process, and mirrors topics both ways as CDR bytes
-and the graph's services onto DDS (see `stf_nodes.bridges.dds.mirror`). `ROS_DOMAIN_ID` is the
+and services both ways (see `stf_nodes.bridges.dds.mirror`). `ROS_DOMAIN_ID` is the
 domain on both sides.
 
 rclpy lives in `.venv-dds` (`make dds` or `stf dds setup`), not in the project's own venv: when
@@ -14,7 +14,8 @@ Started by `stf launch enable_dds:=true`.
 Parameters:
 - `discovery_period_s` (0.5): how often the DDS graph is read (the Zenoh graph is followed at
   once);
-- `service_timeout_s` (10.0): how long a DDS client's call may take in the graph.
+- `service_timeout_s` (10.0): how long a forwarded service call may take (a DDS client's in
+  the graph, a graph client's on DDS).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class DdsBridgeNode(runtime.Node):
                 'discovery_period_s', 0.5, description='period of DDS graph reads, s'
             ).value,
             service_timeout_s=self.declare_parameter(
-                'service_timeout_s', 10.0, description='timeout of a DDS client call, s'
+                'service_timeout_s', 10.0, description='timeout of a forwarded service call, s'
             ).value,
         )
         self.mirror = DdsMirror(self, settings)

@@ -14,6 +14,7 @@ does not arrive in time. Modes:
 - `chatter`: std_msgs/String 'rclpy N' on /chatter at 10 Hz until stopped; prints whatever
   arrives on /chatter from other publishers (echo-loop check).
 - `garbage`: bytes that are no HbwState, published on /stf/hbw/state at 10 Hz until stopped.
+- `serve`: offers std_srvs/Trigger /rclpy/trigger until stopped.
 - `storm`: 100 short-lived DDS participants, each publishing on a topic of its own.
 - `cdr`: one raw /stf/hbw/state sample as received, rclpy's re-serialization of it, and a
   CommandStatus and a ProcessOrder request serialized by rclpy (hex).
@@ -34,6 +35,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import String
+from std_srvs.srv import Trigger
 
 from stf_msgs.msg import CommandStatus, HbwState, Inventory, Workpiece
 from stf_msgs.srv import ProcessOrder
@@ -197,6 +199,22 @@ def storm(node: Node, timeout_s: float) -> None:
     emit(step='storm', participants=100)
 
 
+def serve(node: Node, timeout_s: float) -> None:
+    served = [0]
+
+    def trigger(request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        served[0] += 1
+        response.success = True
+        response.message = f'served by rclpy {served[0]}'
+        return response
+
+    node.create_service(Trigger, '/rclpy/trigger', trigger)
+    emit(step='serving')
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rclpy.spin_once(node, timeout_sec=0.1)
+
+
 def cdr(node: Node, timeout_s: float) -> None:
     raw: list[bytes] = []
     node.create_subscription(HbwState, '/stf/hbw/state', raw.append, 10, raw=True)
@@ -225,6 +243,7 @@ MODES = {
     'chatter': chatter,
     'garbage': garbage,
     'storm': storm,
+    'serve': serve,
     'cdr': cdr,
 }
 

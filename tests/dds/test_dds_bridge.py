@@ -93,6 +93,27 @@ def test_rclpy_string_reaches_stf_topic_echo_without_echo_loops(
     assert len(heard) <= 40  # at most once each (a loop would repeat them without end)
 
 
+def test_a_service_of_an_rclpy_node_is_called_from_the_graph(dds_factory: DdsFactory) -> None:
+    server = dds_factory.start_client('serve', timeout=60)
+    try:
+
+        def call() -> str:
+            result = dds_factory.stf(
+                'service', 'call', '/rclpy/trigger', 'std_srvs/srv/Trigger', '{}', '--timeout', '5'
+            )
+            return result.stdout if result.returncode == 0 else ''
+
+        answer = wait_until(call, timeout=60, interval=0.5)
+        assert 'served by rclpy' in answer
+        assert 'success: true' in answer
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=15)
+    assert 'service /rclpy/trigger (std_srvs/srv/Trigger): DDS → graph' in (
+        dds_factory.bridge_output()
+    )
+
+
 def test_cdr_of_rclpy_and_ours_decode_each_other(dds_factory: DdsFactory) -> None:
     lines = dds_factory.client('cdr')
     sample = lines[0]

@@ -13,7 +13,8 @@ multi-threaded rclpy executor, beside the bridge's Zenoh node.
 - **No echo loops.** A topic with publishers on both sides has both routes; each side drops the
   samples of the bridge's own publishers, recognised by publisher GID (Zenoh: the attachment's
   GID; DDS: `MessageInfo.publisher_gid`, looked up once per new GID in the DDS graph).
-  Endpoints of nodes named like the bridge (another factory's bridge too) are never mirrored.
+  Endpoints of nodes named like the bridge (another factory's bridge too, and the bridge's
+  `_services` node) are never mirrored.
 - **Services, Zenoh → DDS.** Every Zenoh service server gets an rclpy service of the same name
   and type (own callback group, so a slow call blocks nothing else) that forwards the request
   as CDR to the graph and answers with the graph's reply. DDS has no error reply: when the graph
@@ -21,6 +22,12 @@ multi-threaded rclpy executor, beside the bridge's Zenoh node.
   `message` field, where the type has one, says why, and the bridge logs an error. The standard
   parameter services of every node are services like any other, so an rclpy
   `AsyncParameterClient` lists and sets `/hbw` parameters.
+- **Services, DDS → Zenoh.** Every service a DDS node offers (and the graph does not) is
+  served in the graph by the bridge's second node, `<bridge>_services`, on an executor of its
+  own, so a slow DDS server never holds up topics; the request is passed to an rclpy client
+  (converted through CDR), a DDS server that does not answer within `service_timeout_s` makes
+  an error reply in the graph. DDS nodes' parameter services come along, so `stf param` works
+  on them.
 - **Scope.** A bridge mirrors the names under its own namespace (the root: everything), so each
   factory of a fleet can run its own bridge.
 - **Types.** A type is mirrored only when both sides know it: the rclpy typesupport must
@@ -36,6 +43,7 @@ Graph changes are reconciled on a worker thread: at once when the Zenoh graph ch
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -173,6 +181,18 @@ def rosidl_type_hash(type_name: str) -> str:
     raise LookupError(f'no type description of {type_name} in {prefixes}')
 
 
+@functools.cache
+def _both_sides(type_name: str) -> tuple[str, str] | str:
+    """(our hash, rosidl's hash) of a type both sides know, else why not (cached: the graph is
+    reconciled often)."""
+    try:
+        ours = interfaces.type_hash(type_name)
+        rclpy_type(type_name)
+        return ours, rosidl_type_hash(type_name)
+    except (LookupError, interfaces.InterfaceError, ValueError) as exc:
+        return str(exc)
+
+
 @dataclass
 class _Route:
     """One direction of one mirrored topic."""
@@ -189,7 +209,8 @@ class _Mirrored:
 
     to_dds: dict[str, _Route] = field(default_factory=dict)
     to_zenoh: dict[str, _Route] = field(default_factory=dict)
-    services: dict[str, tuple[str, Any, Any]] = field(default_factory=dict)  # rclpy, Zenoh
+    services_to_dds: dict[str, tuple[str, Any, Any]] = field(default_factory=dict)
+    services_to_zenoh: dict[str, tuple[str, Any, Any]] = field(default_factory=dict)
 
 
 class DdsMirror:
@@ -218,6 +239,21 @@ class DdsMirror:
         )
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.dds)
+        # DDS services are served in the graph by a node of their own on its own executor, so
+        # a slow DDS server never holds up the forwarding of topics.
+        servers_name = f'{self.bridge_name}_services'
+        self.own_names = {self.bridge_name, servers_name}
+        self.servers = runtime.Node(
+            servers_name,
+            namespace=namespace,
+            context=node.context,
+            cli_args=['-r', f'__node:={servers_name}'],
+            start_parameter_services=False,
+            start_parameter_event_publisher=False,
+            enable_rosout=False,
+        )
+        self.servers_executor = runtime.SingleThreadedExecutor(context=node.context)
+        self.servers_executor.add_node(self.servers)
         self.services_group = ReentrantCallbackGroup()
         self._mirrored = _Mirrored()
         self._lock = threading.Lock()
@@ -229,6 +265,7 @@ class DdsMirror:
         self._threads = [
             threading.Thread(target=self._spin, name='dds-executor', daemon=True),
             threading.Thread(target=self._work, name='dds-graph', daemon=True),
+            threading.Thread(target=self.servers_executor.spin, name='dds-servers', daemon=True),
         ]
         self.log.info(
             f'DDS participant on domain {node.context.domain_id} '
@@ -247,8 +284,11 @@ class DdsMirror:
         self.node.context.graph.remove_listener(self._changed.set)
         self._stop.set()
         self._changed.set()
-        spinner, worker = self._threads
+        spinner, worker, servers = self._threads
         worker.join(timeout=5)
+        self.servers_executor.shutdown()
+        servers.join(timeout=5)
+        self.servers.destroy_node()
         # No thread may still be inside rclpy's C++ code when Python ends (that aborts the
         # process): Zenoh's delivery threads stop forwarding (`_stop`, then no subscriptions),
         # rclpy's threads are joined.
@@ -299,7 +339,7 @@ class DdsMirror:
         publishers: dict[str, list[Token]] = {}
         services: dict[str, str] = {}
         for token in self.node.context.graph.tokens():
-            if token.node_name == self.bridge_name or not self._in_scope(token.name):
+            if token.node_name in self.own_names or not self._in_scope(token.name):
                 continue
             if token.kind == names.PUBLISHER:
                 publishers.setdefault(token.name, []).append(token)
@@ -338,15 +378,28 @@ class DdsMirror:
                 topics[topic] = (types[0], Qos.merge([_dds_qos(i.qos_profile) for i in infos]))
         return topics
 
+    def _dds_services(self, zenoh_services: dict[str, str]) -> dict[str, str]:
+        """Services that DDS nodes (not a bridge) offer and the graph does not (→ type)."""
+        found: dict[str, str] = {}
+        for node_name, namespace in self.dds.get_node_names_and_namespaces():
+            if node_name == self.bridge_name:
+                continue
+            offered = self.dds.get_service_names_and_types_by_node(node_name, namespace)
+            for name, types in offered:
+                if name in zenoh_services or name in found or not self._in_scope(name):
+                    continue
+                if len(types) == 1 and self._mirrorable(name, types[0], None):
+                    found[name] = types[0]
+        return found
+
     def _mirrorable(self, name: str, type_name: str, announced_hash: str | None) -> bool:
         """Both sides know `type_name` and agree on its hash; else one log line, False."""
-        try:
-            ours = interfaces.type_hash(type_name)
-            rclpy_type(type_name)
-            hashes = {rosidl_type_hash(type_name), announced_hash or ours}
-        except (LookupError, interfaces.InterfaceError, ValueError) as exc:
-            self._warn_once(f'type {name} {type_name}', f'{name}: not mirrored ({exc})')
+        known = _both_sides(type_name)
+        if isinstance(known, str):
+            self._warn_once(f'type {name} {type_name}', f'{name}: not mirrored ({known})')
             return False
+        ours, theirs = known
+        hashes = {theirs, announced_hash or ours}
         if hashes != {ours}:
             self._warn_once(
                 f'hash {name} {type_name}',
@@ -364,14 +417,25 @@ class DdsMirror:
         mirrored = self._mirrored
         self._sync(mirrored.to_dds, zenoh_topics, self._route_to_dds, self._drop_to_dds)
         self._sync(mirrored.to_zenoh, dds_topics, self._route_to_zenoh, self._drop_to_zenoh)
-        for name in [n for n, s in mirrored.services.items() if zenoh_services.get(n) != s[0]]:
-            _, service, client = mirrored.services.pop(name)
+        to_dds = mirrored.services_to_dds
+        for name in [n for n, s in to_dds.items() if zenoh_services.get(n) != s[0]]:
+            _, service, client = to_dds.pop(name)
             self.dds.destroy_service(service)
             self.node.destroy_client(client)
         for name, type_name in zenoh_services.items():
-            if name not in mirrored.services:
-                mirrored.services[name] = (type_name, *self._service_to_dds(name, type_name))
+            if name not in to_dds:
+                to_dds[name] = (type_name, *self._service_to_dds(name, type_name))
                 self.log.info(f'service {name} ({type_name}): graph → DDS')
+        dds_services = self._dds_services(zenoh_services)
+        to_zenoh = mirrored.services_to_zenoh
+        for name in [n for n, s in to_zenoh.items() if dds_services.get(n) != s[0]]:
+            _, service, client = to_zenoh.pop(name)
+            self.servers.destroy_service(service)
+            self.dds.destroy_client(client)
+        for name, type_name in dds_services.items():
+            if name not in to_zenoh:
+                to_zenoh[name] = (type_name, *self._service_to_zenoh(name, type_name))
+                self.log.info(f'service {name} ({type_name}): DDS → graph')
 
     def _sync(
         self,
@@ -466,3 +530,24 @@ class DdsMirror:
             srv_class, name, forward, callback_group=self.services_group
         )
         return service, client
+
+    def _service_to_zenoh(self, name: str, type_name: str) -> tuple[Any, Any]:
+        srv_class = rclpy_type(type_name)
+        srv_type = interfaces.get_service(type_name)
+        response_type = srv_type.Response.__msgtype__
+        client = self.dds.create_client(srv_class, name, callback_group=self.services_group)
+        timeout = self.settings.service_timeout_s
+
+        def forward(request: Any, response: Any) -> Any:
+            """Runs on the servers' executor; raising makes an error reply in the graph."""
+            future = client.call_async(
+                deserialize_message(interfaces.serialize(request), srv_class.Request)
+            )
+            answered = threading.Event()
+            future.add_done_callback(lambda _: answered.set())
+            if not answered.wait(timeout):
+                client.remove_pending_request(future)
+                raise TimeoutError(f'no answer from the DDS server of {name} within {timeout} s')
+            return interfaces.deserialize(serialize_message(future.result()), response_type)
+
+        return self.servers.create_service(srv_type, name, forward), client
