@@ -12,7 +12,8 @@ does not arrive in time. Modes:
   `set_param`: that one set to 7.5 and read back.
 - `list_loop`: /hbw/list_parameters called 20 times, one line per reply.
 - `chatter`: std_msgs/String 'rclpy N' on /chatter at 10 Hz until stopped; prints whatever
-  arrives on /chatter from other publishers (echo-loop check).
+  arrives on /chatter from other publishers, and at the end how often each own message was
+  heard (more than once: it came back through a loop).
 - `garbage`: bytes that are no HbwState, published on /stf/hbw/state at 10 Hz until stopped.
 - `serve`: offers std_srvs/Trigger /rclpy/trigger until stopped.
 - `storm`: 100 short-lived DDS participants, each publishing on a topic of its own.
@@ -157,9 +158,15 @@ def list_loop(node: Node, timeout_s: float) -> None:
 
 def chatter(node: Node, timeout_s: float) -> None:
     publisher = node.create_publisher(String, '/chatter', 10)
-    node.create_subscription(
-        String, '/chatter', lambda m: m.data.startswith('rclpy') or emit(heard=m.data), 100
-    )
+    own: dict[str, int] = {}
+
+    def on_message(message: String) -> None:
+        if message.data.startswith('rclpy'):
+            own[message.data] = own.get(message.data, 0) + 1  # a loop would bring it back
+        else:
+            emit(heard=message.data)
+
+    node.create_subscription(String, '/chatter', on_message, 100)
     count = 0
 
     def tick() -> None:
@@ -169,8 +176,11 @@ def chatter(node: Node, timeout_s: float) -> None:
 
     node.create_timer(0.1, tick)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rclpy.spin_once(node, timeout_sec=0.1)
+    try:
+        while time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    finally:
+        emit(own_heard=len(own), own_most=max(own.values(), default=0))
 
 
 def garbage(node: Node, timeout_s: float) -> None:

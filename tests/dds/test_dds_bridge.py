@@ -91,6 +91,9 @@ def test_rclpy_string_reaches_stf_topic_echo_without_echo_loops(
     assert heard, f'nothing from the Zenoh side reached rclpy:\n{output}'
     assert set(heard) == {'zenoh'}
     assert len(heard) <= 40  # at most once each (a loop would repeat them without end)
+    ends = [json.loads(line) for line in output.splitlines() if '"own_heard"' in line]
+    assert ends and ends[0]['own_heard'] > 0
+    assert ends[0]['own_most'] == 1  # its own samples never came back through the bridge
 
 
 def test_a_service_of_an_rclpy_node_is_called_from_the_graph(dds_factory: DdsFactory) -> None:
