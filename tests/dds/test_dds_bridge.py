@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stf_nodes import interfaces
+from stf_nodes import interfaces, runtime
 from tests.conftest import wait_until
 from tests.dds.conftest import BIN, DdsFactory
 
@@ -226,3 +226,25 @@ def test_bridge_stops_cleanly_while_forwarding(dds_factory: DdsFactory, tmp_path
         if bridge.poll() is None:
             bridge.kill()
     assert 'FATAL' not in log.read_text()
+
+
+def test_type_name_collision_is_skipped_with_one_log_line(
+    dds_factory: DdsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph publisher announcing std_msgs/msg/String with another definition (hash) is not
+    mirrored: DDS peers would decode its bytes as the wrong type."""
+    monkeypatch.setenv('ROS_DOMAIN_ID', dds_factory.env['ROS_DOMAIN_ID'])
+    context = runtime.Context([])
+    try:
+        node = runtime.Node('collider', context=context)
+        node.create_serialized_publisher(
+            'std_msgs/msg/String', '/collide', 10, type_hash='RIHS01_' + '0' * 64
+        )
+        wait_until(lambda: '/collide: not mirrored' in dds_factory.bridge_output(), timeout=30)
+    finally:
+        context.shutdown()
+    log = dds_factory.bridge_output()
+    assert log.count('/collide: not mirrored') == 1
+    assert 'RIHS01_' + '0' * 64 in log
+    assert 'topic /collide' not in log
+    assert dds_factory.bridge.poll() is None
