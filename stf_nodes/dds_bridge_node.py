@@ -32,6 +32,11 @@ class DdsBridgeNode(runtime.Node):
     """The bridge node: parameters and the mirror."""
 
     def __init__(self, **kwargs: Any) -> None:
+        if importlib.util.find_spec('rclpy') is None:  # composed into a process without it
+            raise ValueError(
+                'the dds_bridge node needs rclpy: run it as its own process (dds_bridge_node, '
+                'which uses .venv-dds from `make dds`), not composed'
+            )
         super().__init__('dds_bridge', **kwargs)
         from stf_nodes.bridges.dds.mirror import DdsMirror, Settings
 
@@ -79,7 +84,13 @@ def main(args: list[str] | None = None) -> int:
     argv = sys.argv[1:] if args is None else list(args)
     if importlib.util.find_spec('rclpy') is None and not ({'-h', '--help'} & set(argv)):
         return _reexec_under_dds_venv(argv)
-    return runtime.run_node(DdsBridgeNode, argv)
+    status = runtime.run_node(DdsBridgeNode, argv)
+    # Everything is shut down and closed by now. Skip the interpreter's finalization: a thread
+    # of rclpy or Fast DDS that still returns into Python then is killed inside C++ code, which
+    # aborts the process ("exception not rethrown") and turns a clean stop into SIGABRT.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == '__main__':
