@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.resources
 import re
 import struct
 from collections.abc import Callable, Iterator
@@ -63,6 +62,9 @@ __all__ = [
 ]
 
 PROJECT_PACKAGE = 'stf_msgs'
+#: The project's definitions: the `stf_msgs` folder installed beside `stf_nodes`, not whatever
+#: `import stf_msgs` finds (in `.venv-dds` that name is the rosidl package built from these files).
+PROJECT_INTERFACES_DIR = Path(__file__).resolve().parents[1] / PROJECT_PACKAGE
 _STD_INTERFACES_DIR = Path(__file__).with_name('std_interfaces')
 
 _NUMPY_DTYPES = {
@@ -117,11 +119,9 @@ class ServiceType:
 
 def _interface_files() -> Iterator[tuple[str, str]]:
     """Yield (`pkg/kind/Name`, text) for every project and bundled standard interface file."""
-    root = importlib.resources.files(PROJECT_PACKAGE)
     for kind in ('msg', 'srv'):
-        for entry in sorted(root.joinpath(kind).iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(f'.{kind}'):
-                yield f'{PROJECT_PACKAGE}/{kind}/{entry.name[: -len(kind) - 1]}', entry.read_text()
+        for path in sorted(PROJECT_INTERFACES_DIR.joinpath(kind).glob(f'*.{kind}')):
+            yield f'{PROJECT_PACKAGE}/{kind}/{path.stem}', path.read_text()
     for path in sorted(_STD_INTERFACES_DIR.glob('*/srv/*.srv')):
         yield f'{path.parents[1].name}/srv/{path.stem}', path.read_text()
 
