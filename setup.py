@@ -20,6 +20,7 @@ NODE_SCRIPTS = [
         'mqtt_bridge',
         'recorder',
         'bag_recorder',
+        'maintenance',
     )
 ]
 
