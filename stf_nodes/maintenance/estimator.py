@@ -85,7 +85,8 @@ class EstimatorConfig(ParameterConfig):
     failure_excess_a: float = _param(  # type: ignore[assignment]
         0.45, 'friction excess current at which a motor is due (P-F threshold), A'
     )
-    min_hour_samples: int = _param(3, 'running samples an hour needs to count for the trend')  # type: ignore[assignment]
+    bin_s: float = _param(3600.0, 'width of the bins the trends are fitted on, s')  # type: ignore[assignment]
+    min_bin_samples: int = _param(3, 'running samples a bin needs to count for the trend')  # type: ignore[assignment]
     trend_window_h: float = _param(24.0, 'hours of history behind a trend')  # type: ignore[assignment]
     wear_per_running_h: float = _param(5e-4, 'health lost per running hour')  # type: ignore[assignment]
     wear_per_start: float = _param(2e-6, 'health lost per start')  # type: ignore[assignment]
@@ -386,7 +387,7 @@ class MotorEstimator:
         hour.damage += damage
 
     def _hour(self, time_s: float) -> _Hour:
-        start = math.floor(time_s / HOUR) * HOUR
+        start = math.floor(time_s / self.config.bin_s) * self.config.bin_s
         if not self.hours or self.hours[-1].start_s != start:
             if self.hours:
                 self._close(self.hours[-1])
@@ -406,13 +407,13 @@ class MotorEstimator:
 
     def _close(self, hour: _Hour) -> None:
         c = self.config
-        if len(hour.currents) >= c.min_hour_samples:
+        if len(hour.currents) >= c.min_bin_samples:
             fitted = self._excess_now(hour.start_s)
             residuals = [friction_residual(i, self.levels, fitted) for i in hour.currents]
             hour.excess_a = fitted + statistics.median(residuals)
             if fitted > c.repair_min_excess_a and hour.excess_a < c.repair_fraction * fitted:
                 self._repaired(hour)
-        self._refit(hour.start_s + HOUR)
+        self._refit(hour.start_s + self.config.bin_s)
 
     def _repaired(self, hour: _Hour) -> None:
         self.repairs += 1
@@ -424,7 +425,7 @@ class MotorEstimator:
     def _refit(self, now_s: float) -> None:
         since = now_s - self.config.trend_window_h * HOUR
         points = [
-            ((h.start_s + HOUR / 2) / HOUR, h.excess_a)
+            ((h.start_s + self.config.bin_s / 2) / HOUR, h.excess_a)
             for h in self.hours
             if h.excess_a is not None and h.start_s >= since
         ]
@@ -465,7 +466,8 @@ class MotorEstimator:
         left = max(0.0, health - c.threshold)
         ruls = [left / r if r > 0 else math.inf for r in rates]
         damage = (ruls[1], min(ruls), max(ruls))
-        observed = sum(1 for h in self.hours if h.start_s >= time_s - c.trend_window_h * HOUR)
+        since = time_s - c.trend_window_h * HOUR
+        observed = sum(1 for h in self.hours if h.start_s >= since) * c.bin_s / HOUR
         damage_conf = min(1.0, observed / c.trend_window_h)
 
         if friction[0] < damage[0]:
