@@ -5,34 +5,39 @@ Pure: no transport, no database, no clock. The ``maintenance`` node feeds it liv
 It never reads ``MotorState.health``: a real line does not publish one, and the twin's health is
 the ground truth it is scored against.
 
-Motors (:class:`MotorEstimator`), two degradation paths; the one that reaches the maintenance
-threshold (health 0.5) first gives the forecast:
+Motors (:class:`MotorEstimator`), two degradation paths; the forecast takes the RUL of the one
+that reaches the maintenance threshold first:
 
-- **friction trend** (``method = 'friction-trend'``). A healthy motor cruising draws the motion
-  model's current (``nominal_current_a``: no-load plus load current); friction in a worn
-  bearing draws more. Each calendar hour the cruise current is taken as a low quantile
-  (``cruise_quantile``) of the running samples below ``overcurrent_a`` (accelerating samples and
-  the start-up inrush only ever draw more, so a low quantile is the cruise), and the excess over
-  nominal is the friction indicator. A least-squares line through the hourly excesses of the
-  last ``trend_window_h`` gives the excess now and its growth; the motor is due when the excess
-  reaches ``failure_excess_a`` (the P-F threshold of the bearing, a calibration of the line),
-  so health = 1 - (1 - threshold)·excess/failure_excess and RUL = time for the line to reach
-  the threshold. The band comes from the slope's standard error (±2σ), the confidence from the
-  fit's R² and the number of hours behind it.
-- **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model
-  (the coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
-  friction wear proportional to the excess current, overcurrent wear per ampere above
-  ``current_limit_a``; per hour and kelvin above ``wear_temperature_c``; per start. Health is
-  1 minus the damage summed since the last repair; RUL extrapolates the damage of the last
-  ``trend_window_h`` (calendar hours: idle nights included); the band uses the damage rates
-  over half and twice that window.
+- **friction trend** (``method = 'friction-trend'``). A motor's running current sits at a few
+  levels set by its motion (cruise, accelerating, the start transient); friction in a worn
+  bearing adds the same excess to all of them. The first ``baseline_samples`` running samples
+  teach the motor its levels (clusters within ``level_width_a``; the motion model learnt, not
+  configured). Every ``bin_s`` the excess is the median deviation of the bin's samples from
+  their nearest level, given the excess so far (tracking, so a shift larger than the gap
+  between two levels is not taken for the other level). A least-squares line through the
+  bins of the last ``trend_window_h`` gives the excess now and its growth; the motor is due
+  when the excess reaches ``failure_excess_a`` (the P-F threshold: a calibration of the line,
+  0.45 A by default), and RUL is the time for the line to get there. Band: the slope ±2
+  standard errors; confidence: the fit's R² times the share of ``trend_window_h`` with data.
+- **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
+  coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
+  friction wear proportional to the excess, overcurrent wear per ampere above
+  ``current_limit_a`` (not for a sample right after a start: the inrush); per hour and kelvin
+  above ``wear_temperature_c``; per start. The reported health is 1 minus the damage summed
+  since the last repair; its RUL extrapolates the damage of the last ``trend_window_h``
+  (calendar time, idle nights included); the band uses the rates over half and twice that.
 
-A repair shows as the friction excess falling back (an hourly excess below ``repair_fraction``
-of the fitted one, which was above ``repair_min_excess_a``: a bearing does not heal); it resets
-both paths. Samples with a non-finite or absurd current are dropped and counted; a pause longer
-than ``max_gap_s`` between two samples (a recorder drop, a node restart) is not integrated;
-a start counter that goes back (a restarted node) adds no starts. An unknown motor id gets an
-estimator of its own at its first sample (a fleet mirrored over MQTT).
+Levels: WARNING when the health is below ``warning_health`` or either RUL below
+``warning_rul_h``; CRITICAL only from the damage path (health below ``critical_health`` or
+its RUL below ``critical_rul_h`` with enough confidence): the friction threshold plans
+maintenance, it does not stop a line. INFO when the excess passes ``info_excess_a``.
+
+A repair shows as the friction falling back: a bin whose samples sit closer to the levels
+with no excess than with the fitted one (which was above ``repair_min_excess_a``; a bearing
+does not heal) resets both paths. Samples with a non-finite or absurd current are dropped and
+counted; a pause longer than ``max_gap_s`` between two samples (a recorder drop, a node
+restart) is not integrated; a start counter that goes back (a restarted node) adds no starts.
+An unknown motor id gets an estimator of its own at its first sample (a fleet over MQTT).
 
 Sensors (:class:`SensorMonitor`), from light-barrier edges and the belt motor's samples:
 
@@ -40,8 +45,8 @@ Sensors (:class:`SensorMonitor`), from light-barrier edges and the belt motor's 
   not move (no encoder progress, motor off) from ``standstill_s`` before it to the next belt
   sample after it: nothing can have passed. ``ghost_count`` of them within ``ghost_window_s``
   raise GHOST_READINGS, cleared after ``sensor_clear_s`` without one.
-- **stuck**: a light barrier triggered without interruption while the roller turned more than
-  ``stuck_travel_mm`` (any workpiece would have left the window).
+- **stuck**: a light barrier triggered without interruption while the belt moved more than
+  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window).
 - **belt slip**: the trail sensor's marks (one rising edge per ``trail_pitch_mm`` of belt
   travel) against the encoder's roller travel, over every ``slip_window_mm`` of roller travel.
 
@@ -101,9 +106,6 @@ class EstimatorConfig(ParameterConfig):
     max_gap_s: float = _param(600.0, 'longer pauses between samples are not integrated, s')  # type: ignore[assignment]
     max_running_dt_s: float = _param(  # type: ignore[assignment]
         5.0, 'a running sample stands for at most this long, s'
-    )
-    repair_fraction: float = _param(  # type: ignore[assignment]
-        0.3, 'an hourly excess below this fraction of the fitted one means a repair'
     )
     repair_min_excess_a: float = _param(  # type: ignore[assignment]
         0.1, 'fitted excess above which a drop can mean a repair, A'
@@ -312,6 +314,10 @@ def current_levels(currents: list[float], width: float, share: float) -> list[fl
     return [statistics.median(g) for g in levels if len(g) >= share * len(ordered)]
 
 
+def _spread(residuals: list[float]) -> float:
+    return statistics.median(abs(r) for r in residuals)
+
+
 def friction_residual(current: float, levels: list[float], excess: float) -> float:
     """The sample's deviation from the level it belongs to, given the excess so far."""
     return min((current - level - excess for level in levels), key=abs)
@@ -409,10 +415,15 @@ class MotorEstimator:
         c = self.config
         if len(hour.currents) >= c.min_bin_samples:
             fitted = self._excess_now(hour.start_s)
-            residuals = [friction_residual(i, self.levels, fitted) for i in hour.currents]
-            hour.excess_a = fitted + statistics.median(residuals)
-            if fitted > c.repair_min_excess_a and hour.excess_a < c.repair_fraction * fitted:
+            tracked = [friction_residual(i, self.levels, fitted) for i in hour.currents]
+            fresh = [friction_residual(i, self.levels, 0.0) for i in hour.currents]
+            # Repaired: the samples left the fitted excess and sit on the levels again.
+            off = _spread(tracked)
+            if fitted > c.repair_min_excess_a and off > fitted / 2 and _spread(fresh) < off / 2:
+                hour.excess_a = statistics.median(fresh)
                 self._repaired(hour)
+            else:
+                hour.excess_a = fitted + statistics.median(tracked)
         self._refit(hour.start_s + self.config.bin_s)
 
     def _repaired(self, hour: _Hour) -> None:
