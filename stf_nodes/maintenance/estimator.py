@@ -459,7 +459,7 @@ class MotorEstimator:
     def forecast(self, time_s: float) -> Forecast:
         c = self.config
         span = 1.0 - c.threshold
-        a, b, se, r2, n = self._fit
+        _, b, se, r2, n = self._fit
         excess = max(0.0, self._excess_now(time_s))
         room = max(0.0, c.failure_excess_a - excess)
         significant = n >= 3 and b > 0 and b > se
@@ -578,9 +578,9 @@ class SensorMonitor:
             if edge.triggered:
                 self._belt_mm += c.trail_pitch_mm
                 self._belt_total_mm += c.trail_pitch_mm
-                for sensor_id, barrier in self.barriers.items():
-                    if barrier.rise_s is not None:
-                        travel = self._belt_total_mm - barrier.rise_belt_mm
+                for sensor_id, watched in self.barriers.items():
+                    if watched.rise_s is not None:
+                        travel = self._belt_total_mm - watched.rise_belt_mm
                         self.stuck[sensor_id] = travel > c.stuck_travel_mm
             return
         barrier = self.barriers.get(edge.sensor_id)
@@ -663,7 +663,10 @@ class Estimator:
                 if f.level >= Level.WARNING
                 else (f.estimate.excess_current_a, self.config.info_excess_a)
             )
-            message = f'{f.component_id}: health {f.health:.2f}, RUL {_hours(f.rul_h)} ({f.method}); {f.recommendation}'
+            message = (
+                f'{f.component_id}: health {f.health:.2f}, RUL {_hours(f.rul_h)} '
+                f'({f.method}); {f.recommendation}'
+            )
             events += self._latch(f.component_id, 'motor').update(
                 time_s, f.level, hold, (code, message, _finite(value), limit)
             )
@@ -678,21 +681,28 @@ class Estimator:
             quiet = time_s - barrier.last_ghost_s > c.sensor_clear_s
             raise_ghost = Level.WARNING if recent >= c.ghost_count else Level.NONE
             hold = Level.NONE if quiet else Level.WARNING
-            message = f'{sensor_id}: {recent} ghost readings within {c.ghost_window_s:.0f} s; check and clean the light barrier'
+            message = (
+                f'{sensor_id}: {recent} ghost readings within {c.ghost_window_s:.0f} s; '
+                'check and clean the light barrier'
+            )
             yield from self._latch(sensor_id, 'ghost').update(
                 time_s,
                 raise_ghost,
                 hold,
                 ('GHOST_READINGS', message, float(recent), float(c.ghost_count)),
             )
-            stuck = Level.WARNING if s.stuck[sensor_id] else Level.NONE
+            # A slipping belt can leave a workpiece under a barrier while the belt moves: not
+            # a stuck sensor, and the slip is what gets reported.
+            slipping = self._latch(c.belt_motor_id, 'slip').level is not Level.NONE
+            stuck = Level.WARNING if s.stuck[sensor_id] and not slipping else Level.NONE
             yield from self._latch(sensor_id, 'stuck').update(
                 time_s,
                 stuck,
                 stuck,
                 (
                     'SENSOR_STUCK',
-                    f'{sensor_id}: triggered while the belt moved {c.stuck_travel_mm:.0f} mm; check the light barrier',
+                    f'{sensor_id}: triggered while the belt moved {c.stuck_travel_mm:.0f} mm; '
+                    'check the light barrier',
                     1.0,
                     0.0,
                 ),
@@ -700,7 +710,10 @@ class Estimator:
         if s.slip is not None:
             slip_level = Level.WARNING if s.slip > c.slip_warning else Level.NONE
             hold = Level.WARNING if s.slip > c.slip_clear else Level.NONE
-            message = f'{c.belt_motor_id}: belt slips {s.slip:.0%} against the roller; tension or replace the belt'
+            message = (
+                f'{c.belt_motor_id}: belt slips {s.slip:.0%} against the roller; '
+                'tension or replace the belt'
+            )
             yield from self._latch(c.belt_motor_id, 'slip').update(
                 time_s, slip_level, hold, ('BELT_SLIP', message, s.slip, c.slip_warning)
             )

@@ -279,7 +279,7 @@ def write_report(engine: Engine, result: Replay, out: Path, *, factory: str = ''
                 f.component_id,
                 f'{f.health:.2f}',
                 _hours(f.rul_h),
-                f'{_hours(f.rul_lower_h)}–{_hours(f.rul_upper_h)}',
+                f'{_hours(f.rul_lower_h)} to {_hours(f.rul_upper_h)}',
                 f.method,
                 f.level.name,
                 f.recommendation,

@@ -33,16 +33,27 @@ def live(router: str) -> Iterator[tuple[FactoryProbe, subprocess.Popen[str]]]:
     maintenance = subprocess.Popen(
         node_command(
             'maintenance_node',
-            '-p', 'use_sim_time:=true',
-            '-p', 'bin_s:=20.0',
-            '-p', 'trend_window_h:=0.1',
-            '-p', 'baseline_samples:=30',
-            '-p', 'min_bin_samples:=2',
-            '-p', 'warning_rul_h:=0.3',
-            '-p', 'critical_rul_h:=0.02',
-            '-p', 'forecast_period_s:=0.5',
+            '-p',
+            'use_sim_time:=true',
+            '-p',
+            'bin_s:=20.0',
+            '-p',
+            'trend_window_h:=0.1',
+            '-p',
+            'baseline_samples:=30',
+            '-p',
+            'min_bin_samples:=2',
+            '-p',
+            'warning_rul_h:=0.3',
+            '-p',
+            'critical_rul_h:=0.02',
+            '-p',
+            'forecast_period_s:=0.5',
         ),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
     )
     nodes.append(maintenance)
     probe = FactoryProbe('maintenance_probe')
@@ -73,7 +84,10 @@ def test_growing_bearing_wear_is_warned_before_the_true_health_crosses_the_thres
     probe, maintenance = live
     forecasts: list[Any] = []
     probe.node.create_subscription(
-        HealthForecast, '/stf/maintenance/forecast', forecasts.append, runtime.QoSProfile(depth=1000)
+        HealthForecast,
+        '/stf/maintenance/forecast',
+        forecasts.append,
+        runtime.QoSProfile(depth=1000),
     )
     probe.do('conveyor', 'load', 'entry', workpiece('W1'))
     targets = ('exit', 'entry')
