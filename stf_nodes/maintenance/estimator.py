@@ -693,7 +693,7 @@ class Estimator:
             )
             # A slipping belt can leave a workpiece under a barrier while the belt moves: not
             # a stuck sensor, and the slip is what gets reported.
-            slipping = self._latch(c.belt_motor_id, 'slip').level is not Level.NONE
+            slipping = s.slip is not None and s.slip > c.slip_clear
             stuck = Level.WARNING if s.stuck[sensor_id] and not slipping else Level.NONE
             yield from self._latch(sensor_id, 'stuck').update(
                 time_s,
