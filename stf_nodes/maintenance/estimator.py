@@ -341,6 +341,7 @@ class MotorEstimator:
         self.config = config
         self.damage = 0.0
         self.hours: deque[_Hour] = deque()
+        self.samples = 0
         self.rejected = 0
         self.gaps = 0
         self.repairs = 0
@@ -353,6 +354,7 @@ class MotorEstimator:
 
     def update(self, sample: MotorSample) -> None:
         c = self.config
+        self.samples += 1
         if not (math.isfinite(sample.current_a) and 0.0 <= sample.current_a < 100.0):
             self.rejected += 1
             return

@@ -25,7 +25,6 @@ and one per watched sensor without a fault:
 
 from __future__ import annotations
 
-import heapq
 import math
 import statistics
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Double, Engine, cast, func, literal_column, select
 
 from stf_nodes.maintenance.estimator import (
     AlertEvent,
@@ -97,11 +96,28 @@ def time_range(engine: Engine, factory: str = '') -> tuple[float, float] | None:
     return epoch(first), epoch(last)
 
 
+def epoch_seconds(column: Any, engine: Engine) -> ColumnElement[float]:
+    """``column`` (naive UTC) as float seconds since 1970, computed by the database: a million
+    datetime objects cost more than the estimator itself."""
+    seconds: ColumnElement[Any]
+    if engine.dialect.name == 'sqlite':
+        seconds = (func.julianday(column) - 2440587.5) * 86400.0
+    elif engine.dialect.name in (
+        'mysql',
+        'mariadb',
+    ):  # unix_timestamp() would apply the session zone
+        micros = func.timestampdiff(literal_column('MICROSECOND'), '1970-01-01 00:00:00', column)
+        seconds = micros / 1e6
+    else:
+        seconds = func.extract('epoch', column)
+    return cast(seconds, Double)
+
+
 def _motor_stream(engine: Engine, factory: str, until: datetime | None) -> Iterator[MotorSample]:
     m = MotorSampleRow
     query = (
         select(
-            m.time,
+            epoch_seconds(m.time, engine),
             m.motor_id,
             m.running,
             m.current_a,
@@ -119,7 +135,7 @@ def _motor_stream(engine: Engine, factory: str, until: datetime | None) -> Itera
             query
         ):
             yield MotorSample(
-                time.timestamp(),
+                time,
                 motor_id,
                 bool(running),
                 math.nan if current is None else current,
@@ -134,7 +150,7 @@ def _edge_stream(
 ) -> Iterator[SensorEdge]:
     e = SensorEdgeRow
     query = (
-        select(e.time, e.sensor_id, e.triggered)
+        select(epoch_seconds(e.time, engine), e.sensor_id, e.triggered)
         .where(e.factory == factory, e.sensor_id.in_(sensors))
         .order_by(e.time, e.id)
     )
@@ -142,7 +158,7 @@ def _edge_stream(
         query = query.where(e.time <= until)
     with engine.connect().execution_options(yield_per=20_000) as connection:
         for time, sensor_id, triggered in connection.execute(query):
-            yield SensorEdge(time.timestamp(), sensor_id, bool(triggered))
+            yield SensorEdge(time, sensor_id, bool(triggered))
 
 
 def replay(
@@ -163,22 +179,28 @@ def replay(
     sensors = [*c.barrier_ids, c.trail_sensor_id]
     result = Replay(span[0], span[1], estimator=estimator)
     next_tick = math.floor(span[0] / period_s) * period_s + period_s
-    streams = heapq.merge(
-        ((s.time_s, 0, s) for s in _motor_stream(engine, factory, until)),
-        # Edges first, whole: SQLite holds one reading transaction per database at a time.
-        ((e.time_s, 1, e) for e in list(_edge_stream(engine, factory, sensors, until))),
-        key=lambda item: (item[0], item[1]),
-    )
-    for time_s, kind, item in streams:
-        while time_s >= next_tick:
+    # Edges first, whole: SQLite holds one reading transaction per database at a time. They
+    # are few; each goes in before the first motor sample at or after it.
+    edges = list(_edge_stream(engine, factory, sensors, until))
+    edges.append(SensorEdge(math.inf, '', False))
+    k = 0
+    for sample in _motor_stream(engine, factory, until):
+        time_s = sample.time_s
+        while edges[k].time_s <= time_s or time_s >= next_tick:
+            if edges[k].time_s < next_tick:
+                estimator.on_edge(edges[k])
+                k += 1
+            else:
+                _tick(result, next_tick)
+                next_tick += period_s
+        estimator.on_motor(sample)
+    for edge in edges[k:-1]:
+        while edge.time_s >= next_tick:
             _tick(result, next_tick)
             next_tick += period_s
-        if kind == 0:
-            estimator.on_motor(item)  # type: ignore[arg-type]
-            result.samples += 1
-        else:
-            estimator.on_edge(item)  # type: ignore[arg-type]
-            result.edges += 1
+        estimator.on_edge(edge)
+    result.samples = sum(m.samples for m in estimator.motors.values())
+    result.edges = len(edges) - 1
     _tick(result, next_tick)
     return result
 
@@ -251,10 +273,16 @@ def has_ground_truth(engine: Engine, factory: str = '') -> bool:
         )
 
 
-def evaluate(engine: Engine, result: Replay, factory: str = '') -> list[Episode]:
-    """Score ``result`` against the database's ground truth (see the module docstring)."""
+def evaluate(
+    engine: Engine,
+    result: Replay,
+    factory: str = '',
+    true_health: dict[str, list[tuple[float, float]]] | None = None,
+) -> list[Episode]:
+    """Score ``result`` against the database's ground truth (see the module docstring);
+    ``true_health``: :func:`truth`, when the caller has it already."""
     threshold = result.estimator.config.threshold
-    true_health = truth(engine, factory)
+    true_health = truth(engine, factory) if true_health is None else true_health
     intervals = faults(engine, factory, result.end_s)
     episodes: list[Episode] = []
     for motor_id in sorted(set(true_health) | set(result.forecasts)):
@@ -326,13 +354,13 @@ def truth(engine: Engine, factory: str) -> dict[str, list[tuple[float, float]]]:
     g = GroundTruthHealthRow
     out: dict[str, list[tuple[float, float]]] = {}
     query = (
-        select(g.motor_id, g.time, g.health)
+        select(g.motor_id, epoch_seconds(g.time, engine), g.health)
         .where(g.factory == factory)
         .order_by(g.motor_id, g.time)
     )
     with engine.connect() as connection:
         for motor_id, time, health in connection.execute(query):
-            out.setdefault(motor_id, []).append((time.timestamp(), health))
+            out.setdefault(motor_id, []).append((time, health))
     return out
 
 

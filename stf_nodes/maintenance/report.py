@@ -92,8 +92,7 @@ def _currents(engine: Engine, result: Replay, out: Path, factory: str) -> str:
     return _save(fig, out, 'currents.png')
 
 
-def _health(engine: Engine, result: Replay, out: Path, factory: str) -> str:
-    true_health = truth(engine, factory)
+def _health(result: Replay, true_health: dict[str, list[tuple[float, float]]], out: Path) -> str:
     motors = sorted(result.forecasts)
     fig, axes = _motor_axes(motors, 1.6)
     for ax, motor_id in zip(axes, motors, strict=True):
@@ -156,18 +155,33 @@ def _day(column: Any, engine: Engine) -> Any:
     )
 
 
-def _energy(engine: Engine, out: Path, factory: str) -> str:
+def _energy(engine: Engine, result: Replay, out: Path, factory: str) -> str:
+    """Energy per day and station from each motor's energy counter at every midnight (index
+    seeks, not a scan); a counter that went back (a restarted node) counts from zero."""
     m = MotorSampleRow
-    day = _day(m.time, engine)
-    query = (
-        select(day, m.station, m.motor_id, func.max(m.energy_wh) - func.min(m.energy_wh))
-        .where(m.factory == factory)
-        .group_by(day, m.station, m.motor_id)
-    )
+    first_day = math.floor(result.start_s / 86400.0) * 86400.0
+    bounds = [first_day + 86400.0 * k for k in range(int((result.end_s - first_day) // 86400) + 2)]
     per: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     with engine.connect() as connection:
-        for d, station, _, energy in connection.execute(query):
-            per[station or '?'][str(d)[:10]] += energy or 0.0
+        for motor_id in result.forecasts:
+            mine = select(m.station, m.energy_wh).where(
+                m.factory == factory, m.motor_id == motor_id
+            )
+            readings = []
+            for bound in bounds:
+                moment = datetime.fromtimestamp(bound, timezone.utc)
+                row = connection.execute(
+                    mine.where(m.time < moment).order_by(m.time.desc()).limit(1)
+                ).first()
+                readings.append(row)
+            for k in range(1, len(bounds)):
+                before, after = readings[k - 1], readings[k]
+                if after is None or after.energy_wh is None:
+                    continue
+                start = before.energy_wh if before is not None and before.energy_wh else 0.0
+                used = after.energy_wh - start if after.energy_wh >= start else after.energy_wh
+                day = datetime.fromtimestamp(bounds[k - 1], timezone.utc).date().isoformat()
+                per[after.station or '?'][day] += used
     days = sorted({d for station in per.values() for d in station})
     fig, ax = plt.subplots(figsize=(11, 3))
     bottom = [0.0] * len(days)
@@ -263,10 +277,11 @@ def write_report(engine: Engine, result: Replay, out: Path, *, factory: str = ''
     """Write the charts and ``index.html`` into ``out`` (created); return the index path."""
     out.mkdir(parents=True, exist_ok=True)
     ground_truth = has_ground_truth(engine, factory)
+    true_health = truth(engine, factory)
     images = [
         _currents(engine, result, out, factory),
-        _health(engine, result, out, factory),
-        _energy(engine, out, factory),
+        _health(result, true_health, out),
+        _energy(engine, result, out, factory),
         _orders(engine, out, factory),
         _alerts(result, out),
         _ghosts(result, out),
@@ -290,7 +305,7 @@ def write_report(engine: Engine, result: Replay, out: Path, *, factory: str = ''
     if ground_truth:
         from stf_nodes.cli.maintenance import check_targets
 
-        episodes = evaluate(engine, result, factory)
+        episodes = evaluate(engine, result, factory, true_health)
         evaluation = _table(
             [
                 'component',
