@@ -34,7 +34,6 @@ from stf_nodes.maintenance.estimator import (
     Level,
     MotorSample,
     SensorEdge,
-    describe,
 )
 from stf_nodes.messages import log_alert
 from stf_nodes.runtime.clock import Time
@@ -66,12 +65,24 @@ class MaintenanceNode(runtime.Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('maintenance', **kwargs)
         period = self.declare_parameter(
-            'forecast_period_s', 1.0, description='wall seconds between forecasts and alert checks'
+            'forecast_period_s',
+            1.0,
+            description='wall time between forecasts and alert checks',
+            unit='s',
+            low=0.001,
         ).value
         values = {}
+        docs = EstimatorConfig.parameter_docs()
         for name, default in EstimatorConfig().to_parameters().items():
+            doc = docs[name]
             values[name] = self.declare_parameter(
-                name, default, description=describe(name), read_only=True
+                name,
+                default,
+                description=doc.description,
+                unit=doc.unit,
+                low=doc.low,
+                high=doc.high,
+                read_only=True,
             ).value
         if period <= 0:
             raise ValueError(f'forecast_period_s must be > 0, got {period}')

@@ -60,86 +60,121 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from stf_nodes.sim.params import ParameterConfig
+from stf_nodes.sim.params import Doc, ParameterConfig
 
 HOUR = 3600.0
-
-
-def _param(default: float | int | str | tuple[str, ...], description: str) -> object:
-    return field(default=default, metadata={'description': description})
 
 
 @dataclass(frozen=True, kw_only=True)
 class EstimatorConfig(ParameterConfig):
     """Model and alert settings; every field is a parameter of the ``maintenance`` node."""
 
-    threshold: float = _param(0.5, 'health below which maintenance is due')  # type: ignore[assignment]
-    baseline_samples: int = _param(  # type: ignore[assignment]
-        200, 'running samples that teach a motor its current levels (its motion model)'
+    threshold: Annotated[float, Doc('health below which maintenance is due', low=0.0, high=1.0)] = (
+        0.5
     )
-    level_width_a: float = _param(0.03, 'currents closer than this are one level, A')  # type: ignore[assignment]
-    level_share: float = _param(0.05, 'share of the baseline samples a level needs')  # type: ignore[assignment]
-    current_limit_a: float = _param(1.5, 'rated current; wear grows above it, A')  # type: ignore[assignment]
-    overcurrent_a: float = _param(  # type: ignore[assignment]
-        3.0, 'samples above this current are overcurrent, not friction, A'
-    )
-    failure_excess_a: float = _param(  # type: ignore[assignment]
-        0.45, 'friction excess current at which a motor is due (P-F threshold), A'
-    )
-    bin_s: float = _param(3600.0, 'width of the bins the trends are fitted on, s')  # type: ignore[assignment]
-    min_bin_samples: int = _param(3, 'running samples a bin needs to count for the trend')  # type: ignore[assignment]
-    trend_window_h: float = _param(24.0, 'hours of history behind a trend')  # type: ignore[assignment]
-    wear_per_running_h: float = _param(5e-4, 'health lost per running hour')  # type: ignore[assignment]
-    wear_per_start: float = _param(2e-6, 'health lost per start')  # type: ignore[assignment]
-    friction_wear_per_ah: float = _param(  # type: ignore[assignment]
-        0.05 / 0.3, 'health lost per running hour and ampere of friction excess'
-    )
-    wear_per_overcurrent_ah: float = _param(  # type: ignore[assignment]
-        0.5, 'health lost per hour and ampere above current_limit_a'
-    )
-    wear_temperature_c: float = _param(70.0, 'winding temperature above which wear grows, C')  # type: ignore[assignment]
-    wear_per_kelvin_h: float = _param(1e-3, 'health lost per hour and kelvin above it')  # type: ignore[assignment]
-    max_gap_s: float = _param(600.0, 'longer pauses between samples are not integrated, s')  # type: ignore[assignment]
-    max_running_dt_s: float = _param(  # type: ignore[assignment]
-        5.0, 'a running sample stands for at most this long, s'
-    )
-    repair_min_excess_a: float = _param(  # type: ignore[assignment]
-        0.1, 'fitted excess above which a drop can mean a repair, A'
-    )
-    info_excess_a: float = _param(0.08, 'friction excess that raises an INFO trend alert, A')  # type: ignore[assignment]
-    warning_rul_h: float = _param(72.0, 'RUL below which a WARNING is raised, h')  # type: ignore[assignment]
-    critical_rul_h: float = _param(12.0, 'RUL below which a CRITICAL is raised, h')  # type: ignore[assignment]
-    warning_health: float = _param(0.6, 'estimated health below which a WARNING is raised')  # type: ignore[assignment]
-    critical_health: float = _param(0.5, 'estimated health below which a CRITICAL is raised')  # type: ignore[assignment]
-    critical_confidence: float = _param(  # type: ignore[assignment]
-        0.5, 'confidence a RUL needs to raise a CRITICAL'
-    )
-    clear_factor: float = _param(  # type: ignore[assignment]
-        1.5, 'hysteresis: RUL limits times this (and health limits + 0.05) clear a level'
-    )
-    barrier_ids: tuple[str, ...] = _param(  # type: ignore[assignment]
-        ('CONV_L1_ENTRY', 'CONV_L2_PROCESS', 'CONV_L3_EXIT', 'CONV_L4_OVERFLOW'),
-        'light barriers watched for ghost and stuck readings',
-    )
-    belt_motor_id: str = _param('CONV_M1', 'motor that drives the belt')  # type: ignore[assignment]
-    trail_sensor_id: str = _param('CONV_T1_TRAIL', 'sensor seeing the belt marks')  # type: ignore[assignment]
-    trail_pitch_mm: float = _param(10.0, 'belt travel per trail mark, mm')  # type: ignore[assignment]
-    pulses_per_mm: float = _param(18.75, 'encoder pulses per mm of roller travel')  # type: ignore[assignment]
-    ghost_max_s: float = _param(0.5, 'longest pulse that can be a ghost reading, s')  # type: ignore[assignment]
-    standstill_s: float = _param(1.0, 'belt still this long before a pulse for a ghost, s')  # type: ignore[assignment]
-    ghost_count: int = _param(3, 'ghost readings within ghost_window_s that raise an alert')  # type: ignore[assignment]
-    ghost_window_s: float = _param(3600.0, 'window of ghost_count, s')  # type: ignore[assignment]
-    sensor_clear_s: float = _param(3600.0, 'a sensor alert clears after this long quiet, s')  # type: ignore[assignment]
-    stuck_travel_mm: float = _param(
-        1000.0, 'belt travel (trail marks) under a steady trigger: stuck, mm'
-    )  # type: ignore[assignment]
-    slip_window_mm: float = _param(5000.0, 'roller travel per belt-slip measurement, mm')  # type: ignore[assignment]
-    slip_warning: float = _param(0.08, 'slip fraction that raises BELT_SLIP')  # type: ignore[assignment]
-    slip_clear: float = _param(0.04, 'slip fraction that clears BELT_SLIP')  # type: ignore[assignment]
+    baseline_samples: Annotated[
+        int, Doc('running samples that teach a motor its current levels (its motion model)', low=1)
+    ] = 200
+    level_width_a: Annotated[
+        float, Doc('currents closer than this are one level', unit='A', low=0.0)
+    ] = 0.03
+    level_share: Annotated[
+        float, Doc('share of the baseline samples a level needs', low=0.0, high=1.0)
+    ] = 0.05
+    current_limit_a: Annotated[
+        float, Doc('rated current; wear grows above it', unit='A', low=0.0)
+    ] = 1.5
+    overcurrent_a: Annotated[
+        float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
+    ] = 3.0
+    failure_excess_a: Annotated[
+        float,
+        Doc('friction excess current at which a motor is due (P-F threshold)', unit='A', low=0.0),
+    ] = 0.45
+    bin_s: Annotated[
+        float, Doc('width of the bins the trends are fitted on', unit='s', low=0.0)
+    ] = 3600.0
+    min_bin_samples: Annotated[
+        int, Doc('running samples a bin needs to count for the trend', low=1)
+    ] = 3
+    trend_window_h: Annotated[float, Doc('hours of history behind a trend', low=0.0)] = 24.0
+    wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
+    wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
+    friction_wear_per_ah: Annotated[
+        float, Doc('health lost per running hour and ampere of friction excess', low=0.0)
+    ] = 0.05 / 0.3
+    wear_per_overcurrent_ah: Annotated[
+        float, Doc('health lost per hour and ampere above current_limit_a', low=0.0)
+    ] = 0.5
+    wear_temperature_c: Annotated[
+        float, Doc('winding temperature above which wear grows', unit='°C')
+    ] = 70.0
+    wear_per_kelvin_h: Annotated[
+        float, Doc('health lost per hour and kelvin above it', low=0.0)
+    ] = 1e-3
+    max_gap_s: Annotated[
+        float, Doc('longer pauses between samples are not integrated', unit='s', low=0.0)
+    ] = 600.0
+    max_running_dt_s: Annotated[
+        float, Doc('a running sample stands for at most this long', unit='s', low=0.0)
+    ] = 5.0
+    repair_min_excess_a: Annotated[
+        float, Doc('fitted excess above which a drop can mean a repair', unit='A', low=0.0)
+    ] = 0.1
+    info_excess_a: Annotated[
+        float, Doc('friction excess that raises an INFO trend alert', unit='A', low=0.0)
+    ] = 0.08
+    warning_rul_h: Annotated[
+        float, Doc('RUL below which a WARNING is raised', unit='h', low=0.0)
+    ] = 72.0
+    critical_rul_h: Annotated[
+        float, Doc('RUL below which a CRITICAL is raised', unit='h', low=0.0)
+    ] = 12.0
+    warning_health: Annotated[
+        float, Doc('estimated health below which a WARNING is raised', low=0.0)
+    ] = 0.6
+    critical_health: Annotated[
+        float, Doc('estimated health below which a CRITICAL is raised', low=0.0)
+    ] = 0.5
+    critical_confidence: Annotated[
+        float, Doc('confidence a RUL needs to raise a CRITICAL', low=0.0)
+    ] = 0.5
+    clear_factor: Annotated[
+        float,
+        Doc('hysteresis: RUL limits times this (and health limits + 0.05) clear a level', low=0.0),
+    ] = 1.5
+    barrier_ids: Annotated[
+        tuple[str, ...], Doc('light barriers watched for ghost and stuck readings')
+    ] = ('CONV_L1_ENTRY', 'CONV_L2_PROCESS', 'CONV_L3_EXIT', 'CONV_L4_OVERFLOW')
+    belt_motor_id: Annotated[str, Doc('motor that drives the belt')] = 'CONV_M1'
+    trail_sensor_id: Annotated[str, Doc('sensor seeing the belt marks')] = 'CONV_T1_TRAIL'
+    trail_pitch_mm: Annotated[float, Doc('belt travel per trail mark', unit='mm', low=0.0)] = 10.0
+    pulses_per_mm: Annotated[float, Doc('encoder pulses per mm of roller travel', low=0.0)] = 18.75
+    ghost_max_s: Annotated[
+        float, Doc('longest pulse that can be a ghost reading', unit='s', low=0.0)
+    ] = 0.5
+    standstill_s: Annotated[
+        float, Doc('belt still this long before a pulse for a ghost', unit='s', low=0.0)
+    ] = 1.0
+    ghost_count: Annotated[
+        int, Doc('ghost readings within ghost_window_s that raise an alert', low=1)
+    ] = 3
+    ghost_window_s: Annotated[float, Doc('window of ghost_count', unit='s', low=0.0)] = 3600.0
+    sensor_clear_s: Annotated[
+        float, Doc('a sensor alert clears after this long quiet', unit='s', low=0.0)
+    ] = 3600.0
+    stuck_travel_mm: Annotated[
+        float, Doc('belt travel (trail marks) under a steady trigger: stuck', unit='mm', low=0.0)
+    ] = 1000.0
+    slip_window_mm: Annotated[
+        float, Doc('roller travel per belt-slip measurement', unit='mm', low=0.0)
+    ] = 5000.0
+    slip_warning: Annotated[float, Doc('slip fraction that raises BELT_SLIP', low=0.0)] = 0.08
+    slip_clear: Annotated[float, Doc('slip fraction that clears BELT_SLIP', low=0.0)] = 0.04
 
     def __post_init__(self) -> None:
         positive = (
@@ -156,11 +191,6 @@ class EstimatorConfig(ParameterConfig):
             raise ValueError('threshold must be in (0, 1) and level_share in [0, 1)')
         if self.clear_factor < 1:
             raise ValueError(f'clear_factor must be >= 1, got {self.clear_factor}')
-
-
-def describe(name: str) -> str:
-    """The description of the ``EstimatorConfig`` field ``name``."""
-    return next(str(f.metadata['description']) for f in fields(EstimatorConfig) if f.name == name)
 
 
 class MotorSample(NamedTuple):
