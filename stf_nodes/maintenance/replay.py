@@ -81,7 +81,9 @@ def epoch(moment: datetime) -> float:
 def iso(seconds: float | None) -> str | None:
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace('+00:00', 'Z')
+    # Milliseconds: the database's epoch arithmetic is exact to well below that.
+    moment = datetime.fromtimestamp(round(seconds, 3), timezone.utc)
+    return moment.isoformat(timespec='milliseconds').replace('+00:00', 'Z')
 
 
 def time_range(engine: Engine, factory: str = '') -> tuple[float, float] | None:

@@ -160,7 +160,8 @@ def _energy(engine: Engine, result: Replay, out: Path, factory: str) -> str:
     seeks, not a scan); a counter that went back (a restarted node) counts from zero."""
     m = MotorSampleRow
     first_day = math.floor(result.start_s / 86400.0) * 86400.0
-    bounds = [first_day + 86400.0 * k for k in range(int((result.end_s - first_day) // 86400) + 2)]
+    days = math.ceil((result.end_s - first_day) / 86400.0)
+    bounds = [first_day + 86400.0 * k for k in range(days + 1)]
     per: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     with engine.connect() as connection:
         for motor_id in result.forecasts:
