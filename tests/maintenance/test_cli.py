@@ -16,6 +16,8 @@ import pytest
 from tests.conftest import stf
 
 DATA = Path(__file__).parent / 'data'
+# Generating and replaying histories is CPU work: on a loaded machine it takes minutes.
+pytestmark = pytest.mark.timeout(900)
 CONTRACT_KEYS = {
     'component_id',
     'failure_time',
@@ -47,14 +49,14 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f'sqlite:///{path}',
         '--start',
         '2026-01-01',
-        timeout=240,
+        timeout=600,
     )
     return path
 
 
 @pytest.fixture(scope='module')
 def episodes(history: Path) -> list[dict[str, object]]:
-    out = stf('maintenance', 'evaluate', '--db', f'sqlite:///{history}', '--json', timeout=120)
+    out = stf('maintenance', 'evaluate', '--db', f'sqlite:///{history}', '--json', timeout=300)
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
@@ -97,7 +99,7 @@ def test_forecast_at_a_moment_before_the_failure_warns(history: Path) -> None:
         '--at',
         '2026-01-03T20:00:00Z',
         '--json',
-        timeout=120,
+        timeout=300,
     ).stdout
     rows = {row['component_id']: row for row in map(json.loads, out.splitlines())}
     conv = rows['CONV_M1']
@@ -109,7 +111,14 @@ def test_forecast_at_a_moment_before_the_failure_warns(history: Path) -> None:
 
 def test_a_bad_time_is_refused(history: Path) -> None:
     result = stf(
-        'maintenance', 'forecast', '--db', f'sqlite:///{history}', '--at', 'noon', check=False
+        'maintenance',
+        'forecast',
+        '--db',
+        f'sqlite:///{history}',
+        '--at',
+        'noon',
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 1
     assert 'not an ISO 8601 time' in result.stderr
@@ -117,9 +126,9 @@ def test_a_bad_time_is_refused(history: Path) -> None:
 
 def test_an_empty_database_gets_a_clear_message(tmp_path: Path) -> None:
     url = f'sqlite:///{tmp_path / "empty.db"}'
-    stf('db', 'upgrade', '--db', url)
+    stf('db', 'upgrade', '--db', url, timeout=120)
     for verb in ('evaluate', 'forecast'):
-        result = stf('maintenance', verb, '--db', url, check=False)
+        result = stf('maintenance', verb, '--db', url, check=False, timeout=120)
         assert result.returncode == 1
         assert 'no motor telemetry' in result.stderr
         assert 'Traceback' not in result.stderr
@@ -133,7 +142,7 @@ def test_a_recorded_history_without_ground_truth_still_forecasts(
     with sqlite3.connect(copy) as db:
         for table in ('ground_truth_health', 'ground_truth_faults', 'ground_truth_maintenance'):
             db.execute(f'DELETE FROM {table}')
-    result = stf('maintenance', 'evaluate', '--db', f'sqlite:///{copy}', '--json', timeout=120)
+    result = stf('maintenance', 'evaluate', '--db', f'sqlite:///{copy}', '--json', timeout=300)
     assert 'no ground truth' in result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert 'CONV_M1' in {row['component_id'] for row in rows}
@@ -164,7 +173,7 @@ def test_gaps_nan_absurd_readings_and_an_unknown_motor_raise_no_false_critical(
             "encoder_pulses, start_count, runtime_h, '' FROM motor_samples "
             "WHERE motor_id = 'HBW_M1_X'"
         )
-    out = stf('maintenance', 'evaluate', '--db', f'sqlite:///{copy}', '--json', timeout=120)
+    out = stf('maintenance', 'evaluate', '--db', f'sqlite:///{copy}', '--json', timeout=300)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert 'FLEET_M9' in {row['component_id'] for row in rows}
     assert not [row['component_id'] for row in rows if row['false_critical']]
@@ -172,7 +181,7 @@ def test_gaps_nan_absurd_readings_and_an_unknown_motor_raise_no_false_critical(
 
 def test_report_writes_charts_that_load_in_a_browser(history: Path, tmp_path: Path) -> None:
     out = tmp_path / 'report'
-    stf('report', '--db', f'sqlite:///{history}', '--out', str(out), timeout=120)
+    stf('report', '--db', f'sqlite:///{history}', '--out', str(out), timeout=300)
     index = (out / 'index.html').read_text()
     images = sorted(p.name for p in out.glob('*.png'))
     assert images == [
@@ -216,7 +225,7 @@ def test_report_writes_charts_that_load_in_a_browser(history: Path, tmp_path: Pa
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     ).stdout
     assert 'broken' not in dom
     for name in images:
@@ -233,7 +242,7 @@ def test_report_writes_charts_that_load_in_a_browser(history: Path, tmp_path: Pa
             (out / 'index.html').as_uri(),
         ],
         capture_output=True,
-        timeout=120,
+        timeout=300,
         check=True,
     )
     assert shot.stat().st_size > 50_000

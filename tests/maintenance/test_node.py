@@ -23,6 +23,7 @@ from tests.stations.probe import (
 )
 
 TIME_SCALE = 20.0
+pytestmark = pytest.mark.timeout(600)  # slow to start on a loaded machine
 HealthForecast = interfaces.get_message_class('stf_msgs/msg/HealthForecast')
 DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticArray')
 
@@ -58,7 +59,7 @@ def live(router: str) -> Iterator[tuple[FactoryProbe, subprocess.Popen[str]]]:
     nodes.append(maintenance)
     probe = FactoryProbe('maintenance_probe')
     try:
-        probe.wait_ready()
+        probe.wait_ready(timeout=120.0)
         yield probe, maintenance
     finally:
         probe.close()
