@@ -21,6 +21,7 @@ NODE_SCRIPTS = [
         'recorder',
         'bag_recorder',
         'dds_bridge',
+        'maintenance',
     )
 ]
 

@@ -452,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_history_arguments(generate)
 
+    from stf_nodes.cli import maintenance
+
+    maintenance.add_parser(verbs, group)
+
     export = verb(
         verbs,
         'export-interfaces',

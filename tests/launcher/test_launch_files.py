@@ -13,7 +13,16 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge', 'mqtt_bridge', 'recorder']
+STATIONS = [
+    'hbw',
+    'vgr',
+    'conveyor',
+    'scheduler',
+    'foxglove_bridge',
+    'mqtt_bridge',
+    'recorder',
+    'maintenance',
+]
 
 
 @pytest.fixture
@@ -71,6 +80,7 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         'enable_mqtt',
         'enable_foxglove',
         'enable_recorder',
+        'enable_maintenance',
         'enable_scheduler',
         'scheduler_replicas',
         'mqtt_topic_prefix',
