@@ -34,6 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_report import report  # noqa: E402
+
 from stf_nodes import interfaces, runtime  # noqa: E402
 from stf_nodes.bridges.dds.environment import default_venv, venv_python  # noqa: E402
 from stf_nodes.runtime.router import spawn_router  # noqa: E402
@@ -171,6 +173,7 @@ def main() -> None:
         f'{os.getloadavg()[0]:.1f}'
     )
     print(f'{"path":30} {"p50 ms":>8} {"p99 ms":>8} {"msg/s":>9}')
+    p50: dict[tuple[str, str], float] = {}
     try:
         for name, source, sink, topic in paths:
             timed = bench.run(source, sink, f'{topic}/latency', args.pings, args.rate)
@@ -187,6 +190,16 @@ def main() -> None:
                 f'{rate:9.0f}'
                 + (f'  (received {got}/{args.messages})' if got < args.messages else '')
             )
+            p50[source, sink] = percentile(lat, 0.5)
+            if 'bridge' in name:  # beside rclpy -> rclpy on FastDDS, measured in this run
+                report(
+                    f'{name}: latency p50',
+                    p50[source, sink],
+                    'ms',
+                    baseline=p50.get(('dds', 'dds')),
+                    baseline_name='rclpy -> rclpy',
+                )
+                report(f'{name}: throughput', rate, 'msg/s')
     finally:
         bridge.send_signal(signal.SIGINT)
         bridge.wait(timeout=15)

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 import zenoh
+from bench_report import report
 
 from stf_msgs.msg import MotorState
 from stf_nodes import interfaces, runtime
@@ -330,6 +331,15 @@ def main() -> int:
         print(f'target {name}: {"met" if passed else "MISSED"}')
     if args.json:
         print(json.dumps({'raw': raw, 'stf': stf}))
+    report('topic RTT p50', stf['ping_p50_us'], 'us', target='<= 1.3x raw zenoh',
+           met=checks['topic RTT p50 within 1.3x raw'], baseline=raw['ping_p50_us'],
+           baseline_name='raw zenoh')  # fmt: skip
+    report('service RTT p50', stf['call_p50_us'], 'us', target='<= 1.2x raw zenoh',
+           met=checks['service RTT p50 within 1.2x raw'], baseline=raw['call_p50_us'],
+           baseline_name='raw zenoh')  # fmt: skip
+    report('throughput', stf['throughput_msg_s'], 'msg/s', target='>= 150,000, zero loss',
+           met=checks['throughput >= 150000 msg/s'] and checks['zero loss'],
+           baseline=raw['throughput_msg_s'], baseline_name='raw zenoh')  # fmt: skip
     return 0
 
 

@@ -17,6 +17,8 @@ Run: `python bench/maintenance_bench.py [--workdir DIR] [--cpu-s 30]`.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import signal
 import subprocess
@@ -25,6 +27,8 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from bench_report import report
 
 from stf_nodes.maintenance.replay import _edge_stream, _motor_stream
 from stf_nodes.runtime.router import spawn_router
@@ -113,7 +117,7 @@ def main() -> int:
         print(f'== scenario {name} ({SCENARIOS[name]} days) ==\n{table}')
     default = urls['default']
     baseline = read_only(default)
-    evaluate_s, _ = timed([*STF, 'maintenance', 'evaluate', '--db', default, '--json'])
+    evaluate_s, episodes = timed([*STF, 'maintenance', 'evaluate', '--db', default, '--json'])
     report_s, _ = timed([*STF, 'report', '--db', default, '--out', str(workdir / 'report')])
     print(
         f'default 30 days: evaluate {evaluate_s:.1f} s (target <= 30 s), report '
@@ -126,6 +130,23 @@ def main() -> int:
         f'of one core (target < 5 %); baseline, conveyor node: {conveyor:.1f} %'
     )
     print(f'{datetime.now().isoformat(timespec="seconds")} workdir {workdir}')
+    report('evaluate, default 30 days', evaluate_s, 's', target='<= 30 s', met=evaluate_s <= 30,
+           baseline=baseline, baseline_name='reading the rows alone')  # fmt: skip
+    report('stf report, default 30 days', report_s, 's', target='<= 15 s', met=report_s <= 15,
+           baseline=baseline, baseline_name='reading the rows alone')  # fmt: skip
+    report('live node, stations at 10 Hz', maintenance, '% core', target='< 5 %',
+           met=maintenance < 5, baseline=conveyor, baseline_name='conveyor node')  # fmt: skip
+    for line in episodes.splitlines():
+        episode = json.loads(line)
+        if episode.get('failure_time') is None:
+            continue
+        name = f'default: {episode["component_id"]} failing {episode["failure_time"][:16]}'
+        lead = episode['lead_time_h']
+        report(f'{name}: first WARNING before failure', lead if lead is not None else math.nan,
+               'h', target='>= 24 h', met=lead is not None and lead >= 24)  # fmt: skip
+        error = episode['rul_median_ape']
+        report(f'{name}: RUL median abs. % error', 100 * error if error is not None else math.nan,
+               '%', target='<= 20 %', met=error is not None and error <= 0.2)  # fmt: skip
     return 0
 
 
