@@ -69,6 +69,8 @@ def session_config(
     uri = os.environ.get(variable)
     if uri:
         config = zenoh.Config.from_file(uri)
+        if mode == 'router':  # one file can serve the router and the nodes
+            config.insert_json5('mode', json.dumps(mode))
     else:
         config = zenoh.Config()
         settings = {
