@@ -5,8 +5,9 @@ scouting off, gossip on and `peers_failover_brokering` off (peers connect to eac
 directly), and runs until SIGINT or SIGTERM. `ZENOH_ROUTER_CONFIG_URI` names a json5 config to
 use instead and `ZENOH_CONFIG_OVERRIDE` changes single keys (see `session_config`): that is
 how a router listens on a network address, links to the routers of other hosts, uses TLS and
-enforces access control. At start-up it prints where it listens, which routers it links to and
-whether access control is on.
+enforces access control. At start-up it prints where it listens, which routers it connects to
+and whether access control is on; Zenoh's warnings (a refused TLS link, a wrong password) go
+to stderr (`RUST_LOG` sets the level).
 
 `router_problem` is the one diagnosis of a router endpoint that every command prints (nodes,
 `stf node list`, `stf router`, `stf launch`, `stf doctor`): nothing listens there, or
@@ -151,6 +152,7 @@ def run_router() -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    zenoh.init_log_from_env_or('warn')  # a refused link (TLS, password) says why; RUST_LOG
     try:
         session = zenoh.open(config)
     except zenoh.ZError as exc:
@@ -160,7 +162,7 @@ def run_router() -> int:
     acl = json.loads(config.get_json('access_control/enabled'))
     print(
         f'stf router: listening on {", ".join(listen)} (zid {session.zid()})'
-        + (f', linked to {", ".join(links)}' if links else '')
+        + (f', connects to {", ".join(links)}' if links else '')
         + (', access control on' if acl else ''),
         flush=True,
     )
