@@ -69,9 +69,10 @@ def zenoh_router_answers(endpoint: str, timeout: float = 2.0) -> bool:
     Something that accepts TCP connections is not necessarily a router: a foreign service on
     the port, or a half-dead router, would otherwise only show up as every node failing.
     """
-    config = zenoh.Config()
+    config = session_config()  # the nodes' own settings: credentials, TLS (secure.json5)
     settings = {
         'mode': 'client',
+        'listen/endpoints': [],
         'connect/endpoints': [endpoint],
         'connect/timeout_ms': round(timeout * 1000),
         'transport/unicast/open_timeout': round(timeout * 1000),

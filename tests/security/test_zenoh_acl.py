@@ -24,7 +24,7 @@ import zenoh
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.entities import make_attachment
-from stf_nodes.runtime.router import free_port
+from stf_nodes.runtime.router import free_port, router_problem
 from tests.conftest import Processes, foreign_peer_config, wait_until
 
 CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'zenoh' / 'secure.json5'
@@ -164,3 +164,9 @@ def test_viewer_reads_but_cannot_command(graph: tuple[SecureGraph, Any, list[Any
     finally:
         viewer.close()
     assert len(calls) == before
+
+
+def test_router_checks_use_the_nodes_credentials(graph: tuple[SecureGraph, Any, list[Any]]) -> None:
+    """`stf launch`, `stf doctor` and the nodes probe the router as the factory's user."""
+    secure, _, _ = graph
+    assert router_problem(secure.endpoint) is None
