@@ -69,10 +69,13 @@ def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SecureGrap
     """The router, and our node serving stf/order/process and publishing stf/heartbeat."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         processes = Processes()
+        secure = SecureGraph(tmp_path_factory.mktemp('acl'))
         try:
-            yield from _graph(SecureGraph(tmp_path_factory.mktemp('acl')), monkeypatch, processes)
+            yield from _graph(secure, monkeypatch, processes)
         finally:
             processes.stop_all()
+        said = processes.started[0].stdout.read()  # the router's whole output
+        assert not [p for p in secure.passwords.values() if p in said], 'a password was logged'
 
 
 def _graph(
