@@ -8,13 +8,15 @@ each factory in its own database (one queue and one rack per factory), reached a
 address through a relay to the root namespace's server. Shown: an order placed on host A
 completes on host B's factory, the graph listed from any host holds both factories, and a
 router killed with SIGKILL takes its factory off the other host's graph while the other
-factory carries on; restarted, its factory is back and takes orders again. The times of each
-phase are printed (``-s``).
+factory carries on; restarted, its factory is back and takes orders again. One Foxglove
+bridge (on host A, listening on its network address) shows the topics of both factories.
+The times of each phase are printed (``-s``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
 
 from tests.conftest import unavailable, wait_until
 from tests.multihost.netns import BRIDGE_ADDRESS, TcpForwarder, TestNetwork, netns_problem
@@ -38,6 +42,7 @@ POSTGRES = ('127.0.0.1', 5432)
 FACTORIES = ('host_a', 'host_b')
 NODES = ('clock', 'hbw', 'vgr', 'conveyor', 'scheduler', 'recorder')
 UP_TIMEOUT_S = 240.0
+SUBPROTOCOLS = ['foxglove.sdk.v1', 'foxglove.websocket.v1']
 COMPLETED = 2  # CommandStatus.COMPLETED in command_transitions
 #: Every host runs its router on the default port of its own loopback, like a real machine.
 HOST_ENV = {'ZENOH_ROUTER': 'tcp/127.0.0.1:7447', 'ZENOH_CONFIG_OVERRIDE': ''}
@@ -161,6 +166,35 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
             relay.close()
 
 
+def foxglove_topics(hosts: Hosts, host: int) -> set[str]:
+    """The topics a Foxglove bridge on ``host`` (on its network address) advertises."""
+    address, port = hosts.network.addresses[host], 8765
+    hosts.start(
+        host, 'foxglove', 'run', 'stf_digital_twin', 'foxglove_bridge_node', '--ros-args',
+        '-p', f'address:={address}', '-p', f'port:={port}',
+    )  # fmt: skip
+    topics: set[str] = set()
+    wanted = {f'/{factory}/stf/hbw/state' for factory in FACTORIES}
+
+    def advertised() -> bool:
+        with connect(f'ws://{address}:{port}', subprotocols=SUBPROTOCOLS, open_timeout=10) as ws:
+            deadline = time.monotonic() + 10
+            while not wanted <= topics and time.monotonic() < deadline:
+                message = ws.recv(timeout=max(deadline - time.monotonic(), 0.1))
+                if isinstance(message, str) and json.loads(message)['op'] == 'advertise':
+                    topics.update(channel['topic'] for channel in json.loads(message)['channels'])
+        return wanted <= topics
+
+    def ready() -> bool:
+        try:
+            return advertised()
+        except (OSError, TimeoutError, WebSocketException):
+            return False
+
+    wait_until(ready, timeout=UP_TIMEOUT_S, interval=1.0)
+    return topics
+
+
 def place_order(hosts: Hosts, on: int, factory: int) -> None:
     """ProcessOrder from host ``on`` to the factory of host ``factory``, until accepted."""
     service = f'/{FACTORIES[factory]}/stf/order/process'
@@ -188,6 +222,8 @@ def test_factories_on_two_hosts(hosts: Hosts) -> None:
     for host in (0, 1):  # the graph is the same from either host
         wait_until(lambda h=host: everything <= hosts.nodes_seen(h), timeout=UP_TIMEOUT_S)
     lap('both factories on the graph of both hosts')
+    assert {f'/{f}/stf/hbw/state' for f in FACTORIES} <= foxglove_topics(hosts, host=0)
+    lap("one Foxglove bridge on host A shows both factories' topics")
 
     place_order(hosts, on=0, factory=1)  # placed on host A, run by host B's factory
     wait_until(lambda: completed_commands(hosts.databases[1]) == 1, timeout=UP_TIMEOUT_S)
