@@ -91,12 +91,21 @@ def session_config(
         try:
             config.insert_json5(key, value)
         except zenoh.ZError as exc:
-            raise ValueError(f'ZENOH_CONFIG_OVERRIDE: cannot set {key} to {value}: {exc}') from exc
+            # Zenoh's message quotes the value: never for a password or a key.
+            why = 'value not shown' if any(s in key for s in SECRET_KEYS) else str(exc)
+            raise ValueError(
+                f'ZENOH_CONFIG_OVERRIDE: {key} takes a json5 value of its type ({why})'
+            ) from None
     return config
 
 
+#: Parts of Zenoh config keys whose values are secrets.
+SECRET_KEYS = ('password', 'private_key', 'key_pem')
+
+
 def config_overrides() -> list[tuple[str, str]]:
-    """``ZENOH_CONFIG_OVERRIDE`` as (key, json5 value) pairs, in order (rmw_zenoh's format)."""
+    """``ZENOH_CONFIG_OVERRIDE`` as (key, json5 value) pairs, in order (rmw_zenoh's format:
+    ``key=value;key=value``, so a value cannot hold a ``;``)."""
     pairs = []
     for entry in os.environ.get('ZENOH_CONFIG_OVERRIDE', '').split(';'):
         if not entry.strip():
