@@ -54,6 +54,8 @@ class TestNetwork:
         self.addresses = [f'{SUBNET}.{index}' for index in range(1, hosts + 1)]
 
     def __enter__(self) -> TestNetwork:
+        if f'inet {BRIDGE_ADDRESS}/' in ip('-o', 'addr', 'show'):
+            raise RuntimeError(f'{BRIDGE_ADDRESS} is already up: another test network runs here')
         try:
             ip('link', 'add', self.bridge, 'type', 'bridge')
             ip('addr', 'add', f'{BRIDGE_ADDRESS}/24', 'dev', self.bridge)
@@ -134,7 +136,10 @@ class TcpForwarder:
             sink.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        with contextlib.suppress(OSError):  # wakes accept(): close() alone leaves it listening
+            self.server.shutdown(socket.SHUT_RDWR)
         self.server.close()
+        self.thread.join(timeout=5)
         for connection in self.connections:
             with contextlib.suppress(OSError):
                 connection.close()

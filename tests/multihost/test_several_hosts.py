@@ -1,8 +1,8 @@
 """Factories on several hosts (marker ``multihost``; run with ``pytest -m multihost``).
 
 Each host is a network namespace (see netns.py) with its own ``stf router`` — on its loopback
-for its nodes and on its network address for the other routers, linked to every other router
-(``ZENOH_CONFIG_OVERRIDE``) — and its own factory (``stf launch --no-router`` under the
+for its nodes and on its network address for the other routers, linked to the routers of the
+hosts before it (``ZENOH_CONFIG_OVERRIDE``) — and its own factory (``stf launch --no-router`` under the
 namespace ``host_a``, ``host_b``). The schedulers and recorders share one PostgreSQL server,
 each factory in its own database (one queue and one rack per factory), reached at the bridge
 address through a relay to the root namespace's server. Shown: an order placed on host A
@@ -10,7 +10,8 @@ completes on host B's factory, the graph listed from any host holds both factori
 router killed with SIGKILL takes its factory off the other host's graph while the other
 factory carries on; restarted, its factory is back and takes orders again. One Foxglove
 bridge (on host A, listening on its network address) shows the topics of both factories.
-The times of each phase are printed (``-s``).
+The times of each phase are printed (``-s``). The ``secure`` variant runs it all on
+config/zenoh/secure.json5 (passwords, access control) with the routers linked by mutual TLS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -33,6 +36,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import unavailable, wait_until
 from tests.multihost.netns import BRIDGE_ADDRESS, TcpForwarder, TestNetwork, netns_problem
+from tests.security.certs import Authority
 
 pytestmark = [pytest.mark.multihost, pytest.mark.timeout(900)]
 
@@ -48,6 +52,11 @@ COMPLETED = 2  # CommandStatus.COMPLETED in command_transitions
 HOST_ENV = {'ZENOH_ROUTER': 'tcp/127.0.0.1:7447', 'ZENOH_CONFIG_OVERRIDE': ''}
 
 
+def override(settings: dict[str, Any]) -> str:
+    """``ZENOH_CONFIG_OVERRIDE`` for ``settings``."""
+    return ';'.join(f'{key}={json.dumps(value)}' for key, value in settings.items())
+
+
 class Hosts:
     """The test network and the processes started on its hosts (killed at the end)."""
 
@@ -55,6 +64,10 @@ class Hosts:
         self.network = network
         self.logs = logs
         self.databases = databases
+        self.env = dict(HOST_ENV)  # of every process on every host
+        self.link = 'tcp'  # how routers link: tcp, or tls (see secure())
+        self.router_settings: dict[int, dict[str, Any]] = {0: {}, 1: {}}
+        self.shared: dict[str, Any] = {}  # Zenoh settings of the routers and the nodes
         self.routers: dict[int, subprocess.Popen[bytes]] = {}
         self.started: list[subprocess.Popen[bytes]] = []
 
@@ -66,7 +79,7 @@ class Hosts:
             [*self.network.run_in(host), sys.executable, '-m', 'stf_nodes.cli', *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **HOST_ENV, **(env or {})},
+            env={**os.environ, **self.env, **(env or {})},
             start_new_session=True,
         )
         log.close()
@@ -74,18 +87,56 @@ class Hosts:
         return process
 
     def start_router(self, host: int) -> None:
-        """`stf router` on the host's loopback and address, linked to the other hosts."""
+        """`stf router` on the host's loopback and address, linked to the hosts before it."""
         own = self.network.addresses[host]
-        others = [f'"tcp/{address}:7447"' for address in self.network.addresses if address != own]
-        override = (
-            f'listen/endpoints=["tcp/127.0.0.1:7447","tcp/{own}:7447"];'
-            f'connect/endpoints=[{",".join(others)}]'
-        )
+        others = self.network.addresses[:host]  # one link per pair: to the hosts before it
+        settings = {
+            **self.shared,
+            'listen/endpoints': ['tcp/127.0.0.1:7447', f'{self.link}/{own}:7447'],
+            'connect/endpoints': [f'{self.link}/{address}:7447' for address in others],
+            **self.router_settings[host],
+        }
         self.routers[host] = self.start(
-            host, f'router_{host}', 'router', env={'ZENOH_CONFIG_OVERRIDE': override}
+            host, f'router_{host}', 'router', env={'ZENOH_CONFIG_OVERRIDE': override(settings)}
         )
         log = self.logs / f'router_{host}.log'
         wait_until(lambda: 'listening on' in log.read_text(), timeout=60, interval=0.2)
+
+    def secure(self) -> None:
+        """Every process on config/zenoh/secure.json5 (passwords, access control), the routers
+        linked by mutual TLS with certificates of a CA made here."""
+        dictionary = self.logs / 'zenoh_users.txt'
+        password = secrets.token_hex(8)
+        dictionary.write_text(f'stf:{password}\n')
+        dictionary.chmod(0o600)
+        self.shared = {
+            'transport/auth/usrpwd/dictionary_file': str(dictionary),
+            'transport/auth/usrpwd/password': password,
+        }
+        config = str(REPO / 'config' / 'zenoh' / 'secure.json5')
+        self.env = {
+            **HOST_ENV,
+            'ZENOH_ROUTER_CONFIG_URI': config,
+            'ZENOH_SESSION_CONFIG_URI': config,
+            'ZENOH_CONFIG_OVERRIDE': ';'.join(
+                f'{k}={json.dumps(v)}' for k, v in self.shared.items()
+            ),
+        }
+        self.link = 'tls'
+        authority = Authority(self.logs / 'pki')
+        for host, address in enumerate(self.network.addresses):
+            pair = authority.issue(f'stf-router-{host}', address)
+            self.router_settings[host] = {
+                f'transport/link/tls/{key}': value
+                for key, value in {
+                    'root_ca_certificate': str(authority.ca.cert),
+                    'enable_mtls': True,
+                    'listen_certificate': str(pair.cert),
+                    'listen_private_key': str(pair.key),
+                    'connect_certificate': str(pair.cert),
+                    'connect_private_key': str(pair.key),
+                }.items()
+            }
 
     def start_factory(self, host: int) -> None:
         url = f'postgresql+psycopg://postgres@{BRIDGE_ADDRESS}:5432/{self.databases[host]}'
@@ -98,7 +149,7 @@ class Hosts:
     def stf(self, host: int, *args: str, timeout: float = 60) -> str:
         result = subprocess.run(
             [*self.network.run_in(host), sys.executable, '-m', 'stf_nodes.cli', *args],
-            capture_output=True, text=True, timeout=timeout, env={**os.environ, **HOST_ENV},
+            capture_output=True, text=True, timeout=timeout, env={**os.environ, **self.env},
         )  # fmt: skip
         return result.stdout + result.stderr
 
@@ -149,8 +200,8 @@ def databases(count: int) -> Iterator[list[str]]:
                 connection.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
 
 
-@pytest.fixture
-def hosts(tmp_path: Path) -> Iterator[Hosts]:
+@pytest.fixture(params=['plain', 'secure'])
+def hosts(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Hosts]:
     problem = netns_problem()
     if problem:
         unavailable(problem)
@@ -159,6 +210,8 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         relay = TcpForwarder((BRIDGE_ADDRESS, POSTGRES[1]), POSTGRES)
         print(f'\nnetwork and databases: {time.monotonic() - started:.2f} s')
         spawned = Hosts(network, tmp_path, names)
+        if request.param == 'secure':
+            spawned.secure()
         try:
             yield spawned
         finally:

@@ -52,13 +52,13 @@ class Authority:
             '-days', '2', '-subj', f'/CN={name}',
         )  # fmt: skip
 
-    def issue(self, common_name: str) -> Pair:
-        """A certificate for ``common_name`` that also names localhost and 127.0.0.1."""
+    def issue(self, common_name: str, address: str = '127.0.0.1') -> Pair:
+        """A certificate for ``common_name`` that also names localhost and ``address``."""
         pair = Pair(self.folder / f'{common_name}.pem', self.folder / f'{common_name}.key')
         request = self.folder / f'{common_name}.csr'
         extensions = self.folder / f'{common_name}.ext'
         extensions.write_text(
-            'subjectAltName=DNS:localhost,IP:127.0.0.1\n'
+            f'subjectAltName=DNS:localhost,IP:{address}\n'
             'basicConstraints=critical,CA:FALSE\n'
             'extendedKeyUsage=serverAuth,clientAuth\n'
         )
