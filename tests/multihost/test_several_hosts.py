@@ -2,16 +2,16 @@
 
 Each host is a network namespace (see netns.py) with its own ``stf router`` — on its loopback
 for its nodes and on its network address for the other routers, linked to the routers of the
-hosts before it (``ZENOH_CONFIG_OVERRIDE``) — and its own factory (``stf launch --no-router`` under the
-namespace ``host_a``, ``host_b``). The schedulers and recorders share one PostgreSQL server,
-each factory in its own database (one queue and one rack per factory), reached at the bridge
-address through a relay to the root namespace's server. Shown: an order placed on host A
-completes on host B's factory, the graph listed from any host holds both factories, and a
-router killed with SIGKILL takes its factory off the other host's graph while the other
-factory carries on; restarted, its factory is back and takes orders again. One Foxglove
-bridge (on host A, listening on its network address) shows the topics of both factories.
-The times of each phase are printed (``-s``). The ``secure`` variant runs it all on
-config/zenoh/secure.json5 (passwords, access control) with the routers linked by mutual TLS.
+hosts before it (``ZENOH_CONFIG_OVERRIDE``) — and its own factory (``stf launch --no-router``
+under the namespace ``host_a``, ``host_b``). The schedulers and recorders share one PostgreSQL
+server, each factory in its own database (one queue and one rack per factory), reached at the
+bridge address through a relay to the root namespace's server. Shown: an order placed on host A
+completes on host B's factory, the graph listed from any host holds both factories, and a router
+killed with SIGKILL takes its factory off the other host's graph while the other factory carries
+on; restarted, its factory is back and takes orders again. One Foxglove bridge (on host A,
+listening on its network address) shows the topics of both factories. The times of each phase
+are printed (``-s``). The ``secure`` variant runs it all on config/zenoh/secure.json5
+(passwords, access control) with the routers linked by mutual TLS.
 """
 
 from __future__ import annotations
