@@ -33,6 +33,7 @@ setup(
         (f'share/{PACKAGE}/config', glob('config/*.yaml')),
         (f'share/{PACKAGE}/config/foxglove', glob('config/foxglove/*.json')),
         (f'share/{PACKAGE}/config/scenarios', glob('config/scenarios/*.yaml')),
+        (f'share/{PACKAGE}/config/zenoh', glob('config/zenoh/*.json5')),
     ],
     entry_points={
         'console_scripts': ['stf = stf_nodes.process:stf', *NODE_SCRIPTS],

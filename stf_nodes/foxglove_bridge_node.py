@@ -15,6 +15,8 @@ Open it in Foxglove Studio or Lichtblick: Open connection → Foxglove WebSocket
 Parameters:
 - `port` (8765; 0 picks a free port, logged) and `address` ('127.0.0.1': loopback only;
   '0.0.0.0' to serve other machines);
+- `tls.cert_file`, `tls.key_file`: a PEM certificate and its PKCS#8 PEM key; with both set the
+  server speaks TLS only (`wss://`), with neither plain `ws://` (set only on loopback);
 - `topic_whitelist`, `service_whitelist`, `param_whitelist`: regular expressions (full match)
   of the topic, service and `/node.parameter` names shown (default everything);
 - `message_backlog_size` (1024): messages queued per client; a slow client loses its oldest;
@@ -26,6 +28,7 @@ Parameters:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from foxglove.websocket import Capability
@@ -85,6 +88,14 @@ class FoxgloveBridgeNode(runtime.Node):
                 low=0,
             ).value,
         )
+        tls = self._tls(
+            self.declare_parameter(
+                'tls.cert_file', '', description='server certificate (PEM); set: wss:// only'
+            ).value,
+            self.declare_parameter(
+                'tls.key_file', '', description='private key of tls.cert_file (PKCS#8 PEM)'
+            ).value,
+        )
         sim_time = bool(self.get_parameter('use_sim_time').value)
         capabilities = [
             Capability.ClientPublish,
@@ -104,18 +115,36 @@ class FoxgloveBridgeNode(runtime.Node):
                 port=port.value,
                 capabilities=capabilities,
                 message_backlog_size=backlog.value,
+                tls=tls,
                 warn=self.get_logger().warning,
             )
         except RuntimeError as exc:  # the SDK's error for an address in use or invalid
+            hint = 'the tls.* parameters' if 'TLS' in str(exc) else 'the port parameter'
             raise ValueError(
-                f'cannot listen on {address.value}:{port.value}: {exc} (set the port parameter)'
+                f'cannot listen on {address.value}:{port.value}: {exc} (check {hint})'
             ) from exc
         if sim_time:
             self.get_clock().add_listener(self._on_clock)
         self.source.start(self.server)
+        scheme = 'wss' if tls else 'ws'
         self.get_logger().info(
-            f'Foxglove WebSocket server listening on ws://{address.value}:{self.server.port}'
+            f'Foxglove WebSocket server listening on {scheme}://{address.value}:{self.server.port}'
         )
+
+    @staticmethod
+    def _tls(cert_file: str, key_file: str) -> tuple[bytes, bytes] | None:
+        """The PEM certificate and key to serve wss:// with, or None for ws://."""
+        if not cert_file and not key_file:
+            return None
+        if not (cert_file and key_file):
+            raise ValueError('tls.cert_file and tls.key_file go together: set both or neither')
+        pems = []
+        for name, path in (('tls.cert_file', cert_file), ('tls.key_file', key_file)):
+            try:
+                pems.append(Path(path).read_bytes())
+            except OSError as exc:
+                raise ValueError(f'{name}: cannot read {path}: {exc.strerror}') from exc
+        return pems[0], pems[1]
 
     def _on_clock(self) -> None:
         self.server.broadcast_time(self.get_clock().now().nanoseconds)

@@ -4,7 +4,12 @@ Session set-up follows rmw_zenoh's default session config: peer mode, connect to
 `tcp/127.0.0.1:7447` (`ZENOH_ROUTER` overrides the endpoint), listen on an ephemeral loopback
 port, multicast scouting off, gossip scouting on so peers find and connect to each other
 directly (the router does not forward data between peers), timestamping on (needed by
-transient-local caches). `ZENOH_SESSION_CONFIG_URI` names a json5 config file to use instead.
+transient-local caches). As in rmw_zenoh, `ZENOH_SESSION_CONFIG_URI` (nodes) and
+`ZENOH_ROUTER_CONFIG_URI` (`stf router`) name a json5 config file to use instead, and
+`ZENOH_CONFIG_OVERRIDE` (`key=json5 value` pairs separated by `;`, for example
+`connect/endpoints=["tcp/198.51.100.2:7447"]`) changes single keys of either. That is how
+routers are linked across hosts, how TLS and access control are switched on: see
+config/zenoh/ and the README section "Several hosts".
 
 Like rmw_zenoh, a context checks that a router is reachable before it is used: it waits up to
 `ZENOH_ROUTER_CHECK_ATTEMPTS` seconds (default 5; 0 waits forever, a negative value skips the
@@ -55,26 +60,61 @@ def domain_id() -> int:
 def session_config(
     *, mode: str = 'peer', listen: list[str] | None = None, connect: list[str] | None = None
 ) -> zenoh.Config:
-    """A Zenoh config shaped like rmw_zenoh's default session (or router) config."""
-    uri = os.environ.get('ZENOH_SESSION_CONFIG_URI') if mode == 'peer' else None
-    config = zenoh.Config.from_file(uri) if uri else zenoh.Config()
+    """A Zenoh config shaped like rmw_zenoh's default session (or router) config.
+
+    A file named by ``ZENOH_SESSION_CONFIG_URI`` (peer) or ``ZENOH_ROUTER_CONFIG_URI``
+    (router) replaces the defaults; ``ZENOH_CONFIG_OVERRIDE`` is applied last.
+    """
+    variable = 'ZENOH_SESSION_CONFIG_URI' if mode == 'peer' else 'ZENOH_ROUTER_CONFIG_URI'
+    uri = os.environ.get(variable)
     if uri:
-        return config
-    settings = {
-        'mode': mode,
-        'listen/endpoints': listen if listen is not None else ['tcp/127.0.0.1:0'],
-        'connect/endpoints': connect if connect is not None else [router_endpoint()],
-        'scouting/multicast/enabled': False,
-        'scouting/gossip/enabled': True,
-        'timestamping/enabled': True,
-    }
-    if mode == 'peer':
-        settings['scouting/gossip/autoconnect'] = ['router', 'peer']
+        config = zenoh.Config.from_file(uri)
+        if mode == 'router':  # one file can serve the router and the nodes
+            config.insert_json5('mode', json.dumps(mode))
     else:
-        settings['routing/router/peers_failover_brokering'] = False
-    for key, value in settings.items():
-        config.insert_json5(key, json.dumps(value))
+        config = zenoh.Config()
+        settings = {
+            'mode': mode,
+            'listen/endpoints': listen if listen is not None else ['tcp/127.0.0.1:0'],
+            'connect/endpoints': connect if connect is not None else [router_endpoint()],
+            'scouting/multicast/enabled': False,
+            'scouting/gossip/enabled': True,
+            'timestamping/enabled': True,
+        }
+        if mode == 'peer':
+            settings['scouting/gossip/autoconnect'] = ['router', 'peer']
+        else:
+            settings['routing/router/peers_failover_brokering'] = False
+        for key, value in settings.items():
+            config.insert_json5(key, json.dumps(value))
+    for key, value in config_overrides():
+        try:
+            config.insert_json5(key, value)
+        except zenoh.ZError as exc:
+            # Zenoh's message quotes the value: never for a password or a key.
+            why = 'value not shown' if any(s in key for s in SECRET_KEYS) else str(exc)
+            raise ValueError(
+                f'ZENOH_CONFIG_OVERRIDE: {key} takes a json5 value of its type ({why})'
+            ) from None
     return config
+
+
+#: Parts of Zenoh config keys whose values are secrets.
+SECRET_KEYS = ('password', 'private_key', 'key_pem')
+
+
+def config_overrides() -> list[tuple[str, str]]:
+    """``ZENOH_CONFIG_OVERRIDE`` as (key, json5 value) pairs, in order (rmw_zenoh's format:
+    ``key=value;key=value``, so a value cannot hold a ``;``)."""
+    pairs = []
+    for entry in os.environ.get('ZENOH_CONFIG_OVERRIDE', '').split(';'):
+        if not entry.strip():
+            continue
+        key, sep, value = entry.partition('=')
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f'ZENOH_CONFIG_OVERRIDE: expected key=value, got {entry!r}')
+        pairs.append((key.strip(), value.strip()))
+    return pairs
 
 
 def _router_wait_s() -> float | None:

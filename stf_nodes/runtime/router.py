@@ -1,8 +1,13 @@
 """`stf router`: a Zenoh router for the graph, configured like rmw_zenoh's `rmw_zenohd`.
 
-It listens on `ZENOH_ROUTER` (default `tcp/127.0.0.1:7447`), with multicast scouting off,
-gossip on and `peers_failover_brokering` off (peers connect to each other directly), and runs
-until SIGINT or SIGTERM.
+It listens on `ZENOH_ROUTER` (default `tcp/127.0.0.1:7447`: loopback only), with multicast
+scouting off, gossip on and `peers_failover_brokering` off (peers connect to each other
+directly), and runs until SIGINT or SIGTERM. `ZENOH_ROUTER_CONFIG_URI` names a json5 config to
+use instead and `ZENOH_CONFIG_OVERRIDE` changes single keys (see `session_config`): that is
+how a router listens on a network address, links to the routers of other hosts, uses TLS and
+enforces access control. At start-up it prints where it listens, which routers it connects to
+and whether access control is on; Zenoh's warnings (a refused TLS link, a wrong password) go
+to stderr (`RUST_LOG` sets the level).
 
 `router_problem` is the one diagnosis of a router endpoint that every command prints (nodes,
 `stf node list`, `stf router`, `stf launch`, `stf doctor`): nothing listens there, or
@@ -64,9 +69,10 @@ def zenoh_router_answers(endpoint: str, timeout: float = 2.0) -> bool:
     Something that accepts TCP connections is not necessarily a router: a foreign service on
     the port, or a half-dead router, would otherwise only show up as every node failing.
     """
-    config = zenoh.Config()
+    config = session_config()  # the nodes' own settings: credentials, TLS (secure.json5)
     settings = {
         'mode': 'client',
+        'listen/endpoints': [],
         'connect/endpoints': [endpoint],
         'connect/timeout_ms': round(timeout * 1000),
         'transport/unicast/open_timeout': round(timeout * 1000),
@@ -121,23 +127,46 @@ def spawn_router(*, timeout_s: float = 30.0) -> tuple[str, subprocess.Popen[byte
     return endpoint, process
 
 
+def endpoints_of(config: zenoh.Config, key: str) -> list[str]:
+    """The endpoints under ``key`` of a router config (a list, or a list per mode)."""
+    value = json.loads(config.get_json(key))
+    if isinstance(value, dict):
+        value = value.get('router', [])
+    return [str(endpoint) for endpoint in value or []]
+
+
 def run_router() -> int:
     endpoint = router_endpoint()
-    if is_listening(endpoint):
-        problem = router_problem(endpoint)
-        if problem is None:
-            problem = f'a Zenoh router already runs on {endpoint}; the graph can use it as it is'
-        print(f'stf router: {problem}', file=sys.stderr)
+    try:
+        config = session_config(mode='router', listen=[endpoint], connect=[])
+    except (ValueError, zenoh.ZError) as exc:
+        print(f'stf router: bad configuration: {exc}', file=sys.stderr)
         return 1
+    listen = endpoints_of(config, 'listen/endpoints')
+    for address in listen:
+        if address.startswith('tcp/') and is_listening(address):
+            problem = router_problem(address)
+            if problem is None:
+                problem = f'a Zenoh router already runs on {address}; the graph can use it as it is'
+            print(f'stf router: {problem}', file=sys.stderr)
+            return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    zenoh.init_log_from_env_or('warn')  # a refused link (TLS, password) says why; RUST_LOG
     try:
-        session = zenoh.open(session_config(mode='router', listen=[endpoint], connect=[]))
+        session = zenoh.open(config)
     except zenoh.ZError as exc:
-        print(f'stf router: cannot listen on {endpoint}: {exc}', file=sys.stderr)
+        print(f'stf router: cannot listen on {", ".join(listen)}: {exc}', file=sys.stderr)
         return 1
-    print(f'stf router: listening on {endpoint} (zid {session.zid()})', flush=True)
+    links = endpoints_of(config, 'connect/endpoints')
+    acl = json.loads(config.get_json('access_control/enabled'))
+    print(
+        f'stf router: listening on {", ".join(listen)} (zid {session.zid()})'
+        + (f', connects to {", ".join(links)}' if links else '')
+        + (', access control on' if acl else ''),
+        flush=True,
+    )
     stop.wait()
     session.close()
     return 0

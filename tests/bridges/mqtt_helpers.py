@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from stf_nodes import interfaces, runtime
 from stf_nodes.runtime.router import free_port
 from tests.conftest import REPO_ROOT, unavailable, wait_until
+from tests.security.certs import Authority
 
 SHARED_BROKER = ('127.0.0.1', 1883)
 FACTORY_YAML = REPO_ROOT / 'config' / 'factory.yaml'
@@ -144,7 +145,7 @@ class Mosquitto:
 
     ``persistence`` keeps sessions and retained messages across a restart, as a production
     broker does; ``passwords`` (user → password) requires them; ``tls`` serves TLS with a
-    self-signed CA made here with openssl (``ca_file`` for clients).
+    CA made here (tests.security.certs; ``ca_file`` for clients).
     """
 
     def __init__(
@@ -175,12 +176,10 @@ class Mosquitto:
                 )
             lines.append(f'password_file {password_file}')
         if tls:
-            self.ca_file = make_certificates(directory)
-            lines += [
-                f'cafile {self.ca_file}',
-                f'certfile {directory / "server.crt"}',
-                f'keyfile {directory / "server.key"}',
-            ]
+            authority = Authority(directory)
+            server = authority.issue('localhost')
+            self.ca_file = authority.ca.cert
+            lines += [f'cafile {self.ca_file}', f'certfile {server.cert}', f'keyfile {server.key}']
         self.config = directory / 'mosquitto.conf'
         self.config.write_text('\n'.join(lines) + '\n')
         self.process: subprocess.Popen[bytes] | None = None
@@ -207,23 +206,6 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-
-def make_certificates(directory: Path) -> Path:
-    """A self-signed CA and a server certificate for 127.0.0.1/localhost; returns the CA."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(['openssl', *args], check=True, capture_output=True, cwd=directory)
-
-    key = ['-newkey', 'rsa:2048', '-nodes']
-    openssl('req', '-x509', *key, '-days', '2', '-subj', '/CN=stf test CA',
-            '-keyout', 'ca.key', '-out', 'ca.crt')  # fmt: skip
-    openssl('req', *key, '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr')
-    (directory / 'san.ext').write_text('subjectAltName=DNS:localhost,IP:127.0.0.1\n')
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key',
-            '-CAcreateserial', '-days', '2', '-extfile', 'san.ext',
-            '-out', 'server.crt')  # fmt: skip
-    return directory / 'ca.crt'
 
 
 class MqttProbe:

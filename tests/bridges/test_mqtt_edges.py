@@ -158,6 +158,8 @@ def test_refused_credentials_are_alerted_and_tls_with_a_password_connects(
     probe.wait_for(f'{prefix}/f/i/state/twin', lambda s: s['description'].startswith('online'))
     assert wrong.process.poll() is None and no_ca.process.poll() is None  # retrying, alive
     assert not any('connected to' in line for line in no_ca.lines)  # self-signed: not trusted
+    for bridge in (wrong, no_ca, right):  # secrets are never logged
+        assert not any('s3cret' in line or 'guess' in line for line in bridge.lines)
     probe.close()
 
 

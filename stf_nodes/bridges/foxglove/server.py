@@ -133,6 +133,7 @@ class FoxgloveServer:
         capabilities: list[Capability] | None = None,
         message_backlog_size: int | None = None,
         playback_time_range: tuple[int, int] | None = None,
+        tls: tuple[bytes, bytes] | None = None,
         warn: Callable[[str], Any] | None = None,
     ) -> None:
         self.handler = handler
@@ -155,6 +156,8 @@ class FoxgloveServer:
             context=self._context,
             message_backlog_size=message_backlog_size,
             playback_time_range=playback_time_range,
+            tls_cert=tls[0] if tls else None,  # PEM certificate and PKCS#8 key: wss:// only
+            tls_key=tls[1] if tls else None,
         )
 
     @property
