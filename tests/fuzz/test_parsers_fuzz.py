@@ -269,7 +269,8 @@ HOSTILE_LAUNCH = [
     b'<launch>',
     b'<launch>' + b'<group>' * 5000 + b'</group>' * 5000 + b'</launch>',
     b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;'
-    b'&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><launch><arg name="&c;"/></launch>',
+    b'&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+    b'<launch><arg name="&c;"/></launch>',
     b'<!DOCTYPE l [<!ENTITY e SYSTEM "file:///etc/passwd">]><launch><arg name="&e;"/></launch>',
     b'<launch><include file="/etc/passwd"/></launch>',
     b'<launch><include file="$(dirname)/x.launch.xml"/></launch>',  # includes itself
