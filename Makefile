@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench dds screenshots clean
 
 $(STAMP): setup.py setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check stf_msgs stf_nodes tests bench
 	$(BIN)/mypy
 
+# Every benchmark, one table (python -m bench --help); `make bench ARGS=--quick` for ~2 min.
 bench: $(STAMP)
-	$(BIN)/python bench/graph_bench.py
+	$(BIN)/python -m bench $(ARGS)
+
+# Real ROS 2 beside the graph: .venv-dds with rclpy (ROS 2 Kilted wheels) and stf_msgs built
+# with rosidl; cached, so a second run does nothing. Needs cmake, g++, make, python3-dev.
+# The DDS tests (marker dds) and the dds_bridge node use it; run and test do not need it.
+dds: $(STAMP)
+	$(BIN)/stf dds setup
 
 # Pictures of the live factory in a headless Foxglove viewer (Lichtblick); needs Debian's
 # chromium (apt-get install -y chromium) and ../shared/viewer.
@@ -36,4 +43,4 @@ screenshots: $(STAMP)
 	$(BIN)/python scripts/foxglove_screenshots.py --out screenshots
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-dds build *.egg-info

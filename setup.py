@@ -20,6 +20,8 @@ NODE_SCRIPTS = [
         'mqtt_bridge',
         'recorder',
         'bag_recorder',
+        'dds_bridge',
+        'maintenance',
     )
 ]
 

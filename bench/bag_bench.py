@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import zenoh  # noqa: E402
+from bench_report import report  # noqa: E402
 from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import Stores, get_typestore  # noqa: E402
 
@@ -382,6 +383,36 @@ def main() -> int:
         f'{play["error_ms_max"]:.2f} ms (sleep baseline p50 '
         f'{play["baseline_sleep_error_ms_p50"]:.2f} ms, p99 '
         f'{play["baseline_sleep_error_ms_p99"]:.2f} ms)'
+    )
+    report(
+        'record',
+        flood_result['recorded_per_s'],
+        'msg/s',
+        target='>= 20,000 msg/s, zero loss',
+        met=flood_result['recorded_per_s'] >= 20_000 and flood_result['lost'] == 0,
+        baseline=flood_result['baseline_rosbags_writer_per_s'],
+        baseline_name='rosbags Writer',
+    )
+    report(
+        'factory at 100 Hz: missing from the bag',
+        factory['missing_from_bag'],
+        'msgs',
+        target='0',
+        met=factory['missing_from_bag'] == 0,
+    )
+    report(
+        f'play --rate {play["rate"]:g}: achieved rate',
+        play['achieved_rate'],
+        'x',
+        target=f'holds {play["rate"]:g}x (within 2 %)',
+        met=abs(play['achieved_rate'] / play['rate'] - 1) <= 0.02,
+    )
+    report(
+        'play: timing error p99',
+        play['error_ms_p99'],
+        'ms',
+        baseline=play['baseline_sleep_error_ms_p99'],
+        baseline_name='time.sleep',
     )
     return 0
 

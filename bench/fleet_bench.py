@@ -13,7 +13,14 @@ Measures, each launch with its own router on a free port (started by the launch 
 
 `scheduler_node` is left out (`enable_scheduler:=false`) of both modes while it is not installed
 or not composable. Launches run in a temporary working directory (node databases go there).
-Run: `python bench/fleet_bench.py [--counts 1 5 10] [--window 20] [--settle 3]`.
+Scale (``--scale 1 5 10 20 40``): the fleet composed into one process at each N (a launch
+file with N includes of factory.launch.xml, as fleet.launch.xml has for N <= 10, written for
+the run), with CPU and memory per factory and the rate of every station state topic over the
+window, counted by a subscriber in this process; the largest N whose slowest state topic
+still holds 10 Hz (>= 9.5 Hz) is the result, and ``--plot FILE`` draws cost and rate against N.
+
+Run: `python bench/fleet_bench.py [--counts 1 5 10] [--window 20] [--settle 3]`, or
+`python bench/fleet_bench.py --scale 1 5 10 20 40 --plot bench/fleet_scale.png`.
 """
 
 from __future__ import annotations
@@ -24,12 +31,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from stf_nodes import runtime
+from bench_report import report
+
+from stf_nodes import interfaces, runtime
 from stf_nodes.launcher.commands import node_executables
 from stf_nodes.launcher.compose import node_class
 from stf_nodes.launcher.model import LaunchError
@@ -41,6 +51,7 @@ FACTORY = LAUNCH_DIR / 'factory.launch.xml'
 FLEET = LAUNCH_DIR / 'fleet.launch.xml'
 TICKS = os.sysconf('SC_CLK_TCK')
 UP_TIMEOUT_S = 300.0
+STATE_TYPES = {'hbw': 'HbwState', 'vgr': 'VgrState', 'conveyor': 'ConveyorState'}
 IDLE_NODE = 'from stf_nodes import runtime\nruntime.run_node(lambda: runtime.Node("idle"), [])\n'
 
 
@@ -216,15 +227,143 @@ def baseline(window: float, cwd: Path) -> tuple[Usage, Usage]:
         router.stop()
 
 
+STATIONS = ('hbw', 'vgr', 'conveyor')
+HOLDS_HZ = 9.5  # the state topics publish at 10 Hz; 5 % below is still holding it
+
+
+def fleet_launch(count: int, directory: Path) -> Path:
+    """A launch file of ``count`` factories, each an include of factory.launch.xml under the
+    namespace factory_K with its own database and Foxglove port (fleet.launch.xml's scheme)."""
+    includes = ''.join(
+        f'  <include file="{FACTORY}">\n'
+        f'    <arg name="namespace" value="factory_{k}"/>\n'
+        f'    <arg name="db_url" value="sqlite:///./stf_factory_{k}.db"/>\n'
+        f'    <arg name="foxglove_port" value="{8765 + k - 1}"/>\n'
+        '  </include>\n'
+        for k in range(1, count + 1)
+    )
+    path = directory / f'fleet_{count}.launch.xml'
+    path.write_text(f'<?xml version="1.0"?>\n<launch>\n{includes}</launch>\n')
+    return path
+
+
+def state_rates(run: Run, count: int, window: float) -> tuple[Usage, dict[str, float]]:
+    """Usage of the launch over ``window`` s and the rate of every station state topic."""
+    os.environ['ZENOH_ROUTER'] = run.endpoint
+    context = runtime.Context([])
+    node = runtime.Node('fleet_bench', context=context)
+    counts: dict[str, int] = {}
+    for k in range(1, count + 1):
+        for station in STATIONS:
+            topic = f'/factory_{k}/stf/{station}/state'
+            counts[topic] = 0
+
+            def on_state(_: bytes, topic: str = topic) -> None:
+                counts[topic] += 1
+
+            node.create_subscription(
+                interfaces.get_message_class(f'stf_msgs/msg/{STATE_TYPES[station]}'),
+                topic,
+                on_state,
+                10,
+                raw=True,
+            )
+    executor = runtime.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        time.sleep(2.0)  # every subscription matched and receiving
+        before = dict(counts)
+        usage = measure(run.process.pid, window)
+        rates = {topic: (counts[topic] - before[topic]) / window for topic in counts}
+    finally:
+        executor.shutdown()
+        spinner.join(timeout=5)
+        context.shutdown()
+    return usage, rates
+
+
+def scale(options: argparse.Namespace, extra: list[str], cwd: Path) -> int:
+    print(
+        f'\nScale: the fleet composed into one process, {options.window:g} s windows '
+        f'(state topics should hold 10 Hz; holding = >= {HOLDS_HZ:g} Hz)'
+    )
+    print(f'  {"N":>3} {"start s":>8} {"CPU %":>7} {"CPU %/fac":>9} {"MB":>8} {"MB/fac":>7} '
+          f'{"slowest Hz":>10} {"mean Hz":>8}')  # fmt: skip
+    rows = []
+    for count in options.scale:
+        path = fleet_launch(count, cwd)
+        run, seconds = start_launch(path, extra, True, cwd)
+        try:
+            time.sleep(options.settle)
+            usage, rates = state_rates(run, count, options.window)
+        finally:
+            run.stop()
+        slowest, mean = min(rates.values()), sum(rates.values()) / len(rates)
+        rows.append((count, usage, slowest))
+        print(
+            f'  {count:>3} {seconds:>8.1f} {usage.cpu_percent:>7.1f} '
+            f'{usage.cpu_percent / count:>9.1f} {usage.memory_mb:>8.1f} '
+            f'{usage.memory_mb / count:>7.1f} {slowest:>10.2f} {mean:>8.2f}',
+            flush=True,
+        )
+        report(
+            f'{count} factories composed: slowest state topic',
+            slowest,
+            'Hz',
+            target=f'>= {HOLDS_HZ:g} Hz',
+            met=slowest >= HOLDS_HZ,
+        )
+        report(f'{count} factories composed: CPU per factory', usage.cpu_percent / count, '% core')
+        report(f'{count} factories composed: memory per factory', usage.memory_mb / count, 'MB')
+    holding = [count for count, _, slowest in rows if slowest >= HOLDS_HZ]
+    largest = max(holding, default=0)
+    print(f'largest N holding 10 Hz on every state topic: {largest}')
+    report('largest fleet holding 10 Hz on every state topic', largest, 'factories')
+    if options.plot:
+        plot(rows, Path(options.plot))
+    return 0
+
+
+def plot(rows: list[tuple[int, Usage, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    counts = [count for count, _, _ in rows]
+    figure, (cost, rate) = plt.subplots(1, 2, figsize=(10, 4))
+    cost.plot(counts, [u.cpu_percent for _, u, _ in rows], 'o-', label='CPU, % of one core')
+    cost.plot(counts, [u.memory_mb for _, u, _ in rows], 's-', label='memory, MB (PSS)')
+    cost.set_xlabel('factories (composed, one process)')
+    cost.set_title('cost of the fleet')
+    cost.legend()
+    rate.plot(counts, [slowest for _, _, slowest in rows], 'o-', label='slowest state topic')
+    rate.axhline(10.0, color='grey', linestyle='--', label='10 Hz')
+    rate.set_xlabel('factories (composed, one process)')
+    rate.set_ylabel('Hz')
+    rate.set_ylim(bottom=0)
+    rate.set_title('state topic rate')
+    rate.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f'plot: {path}')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--counts', type=int, nargs='+', default=[1, 5, 10])
     parser.add_argument('--window', type=float, default=20.0, help='CPU window in s (20)')
     parser.add_argument('--settle', type=float, default=3.0, help='wait after start-up (3 s)')
+    parser.add_argument('--scale', type=int, nargs='+', metavar='N', help='composed fleets only')
+    parser.add_argument('--plot', help='PNG of cost and rate against N (with --scale)')
     options = parser.parse_args()
     print(f'{os.cpu_count()} CPUs; node executables: {", ".join(node_executables())}')
     extra = scheduler_args()
     with tempfile.TemporaryDirectory(prefix='fleet_bench_') as directory:
+        if options.scale:
+            return scale(options, extra, Path(directory))
         return _bench(options, extra, Path(directory))
 
 

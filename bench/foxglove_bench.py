@@ -31,6 +31,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_report import report  # noqa: E402
+
 from stf_nodes import interfaces, runtime  # noqa: E402
 from stf_nodes.runtime.router import free_port, spawn_router  # noqa: E402
 from tests.bridges.foxglove_client import FoxgloveClient  # noqa: E402
@@ -247,6 +249,31 @@ def main() -> None:
         f'({cpu["messages"]} messages delivered)'
     )
     print(f'  hbw station node (reference):        {cpu["busy_hbw"]:6.1f}')
+    report(
+        'latency added by the bridge, p50',
+        percentile(added, 0.5),
+        'ms',
+        target='<= 2 ms',
+        met=percentile(added, 0.5) <= 2.0,
+        baseline=percentile(graph_ms, 0.5),
+        baseline_name='graph subscriber latency',
+    )
+    report(
+        'forwarded to one client',
+        throughput['ws_rate'],
+        'msg/s',
+        target='>= 10,000 msg/s',
+        met=throughput['ws_rate'] >= 10_000,
+        baseline=throughput['graph_rate'],
+        baseline_name='graph subscriber',
+    )
+    report(
+        'bridge CPU, factory at 10 Hz, one client',
+        cpu['busy_bridge'],
+        '% core',
+        baseline=cpu['busy_hbw'],
+        baseline_name='hbw station node',
+    )
 
 
 def _wait_for_server(url: str) -> None:

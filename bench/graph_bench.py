@@ -293,6 +293,7 @@ def main() -> int:
         (peer_stf if args.peer == 'stf' else peer_raw)(args.messages)
         return 0
 
+    load_before = os.getloadavg()
     endpoint, router = spawn_router()
     os.environ['ZENOH_ROUTER'] = endpoint
     try:
@@ -318,12 +319,13 @@ def main() -> int:
     ]:
         ratio = f'{stf[key] / raw[key]:.2f}' if raw[key] else '-'
         print(f'{label:<24}{raw[key]:>14.1f}{stf[key]:>14.1f}{ratio:>10}')
-    checks = {
+    checks = {  # issue 16
         'topic RTT p50 within 1.3x raw': stf['ping_p50_us'] <= 1.3 * raw['ping_p50_us'],
-        'service RTT p50 within 1.3x raw': stf['call_p50_us'] <= 1.3 * raw['call_p50_us'],
-        'throughput >= 20000 msg/s': stf['throughput_msg_s'] >= 20000,
+        'service RTT p50 within 1.2x raw': stf['call_p50_us'] <= 1.2 * raw['call_p50_us'],
+        'throughput >= 150000 msg/s': stf['throughput_msg_s'] >= 150000,
         'zero loss': stf['lost'] == 0,
     }
+    print(f'load average before {load_before}, after {os.getloadavg()}, {os.cpu_count()} cores')
     for name, passed in checks.items():
         print(f'target {name}: {"met" if passed else "MISSED"}')
     if args.json:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
+from bench_report import report
 from paho.mqtt.enums import CallbackAPIVersion
 
 from stf_nodes import interfaces, runtime
@@ -104,12 +105,28 @@ def run_phase(
     }
 
 
-def report(name: str, paced: dict[str, float], burst: dict[str, float]) -> None:
+def print_row(
+    name: str, paced: dict[str, float], burst: dict[str, float], baseline: dict[str, float]
+) -> None:
+    """One line of the table, and the bridged directions' results for `python -m bench`."""
     print(
         f'{name:<26} paced: {paced["delivered_per_s"]:7.0f} msg/s  loss {paced["loss_pct"]:5.2f} %'
         f'  p50 {paced["p50_ms"]:6.2f} ms  p99 {paced["p99_ms"]:7.2f} ms   '
         f'burst: {burst["delivered_per_s"]:7.0f} msg/s (loss {burst["loss_pct"]:.2f} %)',
         flush=True,
+    )
+    if paced is baseline:
+        return
+    report(
+        f'{name}: paced p50',
+        paced['p50_ms'],
+        'ms',
+        target='<= 5 ms at >= 2,000 msg/s, no loss',
+        met=paced['p50_ms'] <= 5.0
+        and paced['delivered_per_s'] >= 0.98 * 2000
+        and paced['loss_pct'] == 0.0,
+        baseline=baseline['p50_ms'],
+        baseline_name='paho -> Mosquitto -> paho',
     )
 
 
@@ -162,10 +179,12 @@ def main() -> int:
         def base_send(text: str) -> None:
             talker.publish(f'{prefix}/base', text, qos=0)
 
-        report(
+        paho = run_phase(base_send, baseline, count=paced_count, rate=options.rate)
+        print_row(
             'baseline paho -> paho',
-            run_phase(base_send, baseline, count=paced_count, rate=options.rate),
+            paho,
             run_phase(base_send, baseline, count=options.count, rate=None),
+            paho,
         )
 
         # graph -> bridge -> MQTT
@@ -184,10 +203,11 @@ def main() -> int:
         def graph_send(text: str) -> None:
             publisher.publish(String(data=text))
 
-        report(
+        print_row(
             'graph -> bridge -> MQTT',
             run_phase(graph_send, outward, count=paced_count, rate=options.rate),
             run_phase(graph_send, outward, count=options.count, rate=None),
+            paho,
         )
 
         # MQTT -> bridge -> graph
@@ -204,10 +224,11 @@ def main() -> int:
         def mqtt_send(text: str) -> None:
             mqtt_in.publish(f'{prefix}/bench/in', '{"data":"' + text + '"}', qos=0)
 
-        report(
+        print_row(
             'MQTT -> bridge -> graph',
             run_phase(mqtt_send, inward, count=paced_count, rate=options.rate),
             run_phase(mqtt_send, inward, count=options.count, rate=None),
+            paho,
         )
         for client in (listener, talker, mqtt_out, mqtt_in):
             client.disconnect()

@@ -8,13 +8,12 @@ holds the same `.msg`/`.srv` files, a format-3 package.xml and a CMakeLists.txt 
 
 from __future__ import annotations
 
-import importlib.resources
 import shutil
 from pathlib import Path
 
 from rosbags.typesys.base import Nodetype
 
-from stf_nodes.interfaces import PROJECT_PACKAGE, _store, list_interfaces
+from stf_nodes.interfaces import PROJECT_INTERFACES_DIR, PROJECT_PACKAGE, _store, list_interfaces
 
 VERSION = '0.1.0'
 
@@ -41,15 +40,15 @@ def _dependencies() -> list[str]:
 def export_interface_package(directory: Path) -> Path:
     """Write the package into `directory` (created if needed); return its path."""
     directory.mkdir(parents=True, exist_ok=True)
-    source = importlib.resources.files(PROJECT_PACKAGE)
     files = []
     for kind in ('msg', 'srv'):
         (directory / kind).mkdir(exist_ok=True)
         for name in list_interfaces():
             if name.startswith(f'{PROJECT_PACKAGE}/{kind}/'):
                 file_name = f'{name.rsplit("/", 1)[-1]}.{kind}'
-                with importlib.resources.as_file(source / kind / file_name) as path:
-                    shutil.copyfile(path, directory / kind / file_name)
+                shutil.copyfile(
+                    PROJECT_INTERFACES_DIR / kind / file_name, directory / kind / file_name
+                )
                 files.append(f'{kind}/{file_name}')
     dependencies = _dependencies()
     depends = '\n'.join(f'  <depend>{dep}</depend>' for dep in dependencies)

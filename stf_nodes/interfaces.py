@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.resources
 import re
 import struct
 from collections.abc import Callable, Iterator
@@ -34,14 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rosbags.interfaces import Nodetype
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-from rosbags.typesys.base import Nodetype
+
+from stf_nodes import cdr
 
 __all__ = [
     'InterfaceError',
     'SerdeError',
     'ServiceType',
+    'codec',
     'dds_type_name',
     'decoder',
     'deserialize',
@@ -54,11 +56,15 @@ __all__ = [
     'message_definition_text',
     'nested_types',
     'serialize',
+    'serializer',
     'to_data',
     'type_hash',
 ]
 
 PROJECT_PACKAGE = 'stf_msgs'
+#: The project's definitions: the `stf_msgs` folder installed beside `stf_nodes`, not whatever
+#: `import stf_msgs` finds (in `.venv-dds` that name is the rosidl package built from these files).
+PROJECT_INTERFACES_DIR = Path(__file__).resolve().parents[1] / PROJECT_PACKAGE
 _STD_INTERFACES_DIR = Path(__file__).with_name('std_interfaces')
 
 _NUMPY_DTYPES = {
@@ -99,8 +105,8 @@ class ServiceType:
     """A service interface: its name, request and response classes."""
 
     name: str
-    Request: type
-    Response: type
+    Request: type[Any]
+    Response: type[Any]
 
     @property
     def type_hash(self) -> str:
@@ -113,11 +119,9 @@ class ServiceType:
 
 def _interface_files() -> Iterator[tuple[str, str]]:
     """Yield (`pkg/kind/Name`, text) for every project and bundled standard interface file."""
-    root = importlib.resources.files(PROJECT_PACKAGE)
     for kind in ('msg', 'srv'):
-        for entry in sorted(root.joinpath(kind).iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(f'.{kind}'):
-                yield f'{PROJECT_PACKAGE}/{kind}/{entry.name[: -len(kind) - 1]}', entry.read_text()
+        for path in sorted(PROJECT_INTERFACES_DIR.joinpath(kind).glob(f'*.{kind}')):
+            yield f'{PROJECT_PACKAGE}/{kind}/{path.stem}', path.read_text()
     for path in sorted(_STD_INTERFACES_DIR.glob('*/srv/*.srv')):
         yield f'{path.parents[1].name}/srv/{path.stem}', path.read_text()
 
@@ -176,18 +180,21 @@ def _char_as_uint8(desc: Any) -> Any:
 def _store() -> Any:
     store = get_typestore(Stores.ROS2_KILTED)
     typedefs: dict[str, tuple[list[Any], list[Any]]] = {}
-    service_names = []
     for name, text in _interface_files():
-        if '/srv/' in name:
+        if name in _service_names():
             typedefs.update(_service_typedefs(name, text))
-            service_names.append(name)
         else:
             typedefs.update(get_types_from_msg(text, name))
     store.register(typedefs)
     for name, (consts, fields) in list(store.fielddefs.items()):
         store.fielddefs[name] = (consts, [(f, _char_as_uint8(d)) for f, d in fields])
-    store.stf_services = frozenset(service_names)
     return store
+
+
+@cache
+def _service_names() -> frozenset[str]:
+    """The services of the interface files (`pkg/srv/Name`), not their internal parts."""
+    return frozenset(name for name, _ in _interface_files() if '/srv/' in name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,7 +226,7 @@ def list_interfaces() -> list[str]:
     names = []
     for name in store.fielddefs:
         if '/srv/' in name:
-            if name in store.stf_services:
+            if name in _service_names():
                 names.append(name)
         elif not name.endswith(('_Request', '_Response', '_Event')):
             names.append(name)
@@ -236,7 +243,7 @@ def dds_type_name(name: str) -> str:
 def type_hash(name: str) -> str:
     """The RIHS01 hash of a message or service type."""
     full = _resolve(name)
-    return _store().hash_rihs01(full)
+    return str(_store().hash_rihs01(full))
 
 
 def _resolve(name: str) -> str:
@@ -279,14 +286,14 @@ def _default_factory(desc: Any) -> Any:
     return list
 
 
-def _message_eq(self: Any, other: object) -> bool:
+def _message_eq(self: Any, other: object) -> Any:  # bool, or NotImplemented
     if type(other) is not type(self):
         return NotImplemented
-    return to_data(self) == to_data(other)
+    return bool(to_data(self) == to_data(other))
 
 
 @cache
-def get_message_class(name: str) -> type:
+def get_message_class(name: str) -> type[Any]:
     """The generated class of a message type (`pkg/msg/Name` or `pkg/Name`)."""
     store = _store()
     full = _normalize_name(name)
@@ -324,9 +331,8 @@ def get_message_class(name: str) -> type:
 @cache
 def get_service(name: str) -> ServiceType:
     """The service type `pkg/srv/Name` with its Request and Response classes."""
-    store = _store()
     full = _normalize_name(name, 'srv')
-    if full not in store.stf_services:
+    if full not in _service_names():
         raise _unknown(full, [n for n in list_interfaces() if '/srv/' in n])
     return ServiceType(
         name=full,
@@ -340,29 +346,44 @@ def get_service(name: str) -> ServiceType:
 
 
 @cache
-def _codec(full: str) -> Any:
-    """rosbags' generated codec of a type, built after our classes are in the store."""
-    get_message_class(full)
-    return _store().get_msgdef(full)
+def codec(name: str) -> cdr.Codec:
+    """The generated codec of a message type (see `stf_nodes.cdr`), built once per type."""
+    full = _resolve(name)
+    return cdr.build_codecs(_store().fielddefs, get_message_class, [full])[full]
 
 
-def _encode(message: Any) -> bytes:
-    store = _store()
-    codec = _codec(message.__msgtype__)
-    raw = bytearray(4 + codec.getsize_cdr(0, message, store))
-    raw[1] = 1  # encapsulation CDR_LE
-    codec.serialize_cdr_le(memoryview(raw)[4:], 0, message, store)
-    return bytes(raw)
+# What the generated encoder raises on values it does not take as they are.
+_NOT_AS_IS = (
+    AttributeError,
+    TypeError,
+    ValueError,
+    OverflowError,
+    IndexError,
+    BufferError,
+    struct.error,
+)
 
 
 def serialize(message: Any) -> bytes:
     """CDR (little endian, with the 4-byte encapsulation header) of a generated message."""
-    try:
-        return _encode(message)
-    except (AttributeError, TypeError, ValueError, OverflowError, IndexError, SerdeError):
-        # Plain lists in primitive-sequence fields, or wrong types: normalise through the
-        # validating converter, which names the offending field, then encode.
-        return _encode(from_data(message.__msgtype__, to_data(message)))
+    return serializer(message.__msgtype__)(message)
+
+
+@cache
+def serializer(name: str) -> Callable[[Any], bytes]:
+    """`serialize` for messages of one type (publishers keep it: no lookup per message)."""
+    full = _resolve(name)
+    encode = codec(full).encode
+
+    def serialize_one(message: Any) -> bytes:
+        try:
+            return encode(message)
+        except _NOT_AS_IS:
+            # Plain lists in primitive-sequence fields, or wrong types: normalise through the
+            # validating converter, which names the offending field, then encode.
+            return encode(from_data(full, to_data(message)))
+
+    return serialize_one
 
 
 @cache
@@ -373,21 +394,22 @@ def decoder(name: str) -> Callable[[bytes | memoryview], Any]:
     malformed input.
     """
     full = _resolve(name)
-    codec = _codec(full)
+    decode_le = codec(full).decode
     store = _store()
-    decode_le, cls = codec.deserialize_cdr_le, codec.cls
 
     def decode(data: bytes | memoryview) -> Any:
         if len(data) < 4 or data[0] != 0 or data[1] not in (0, 1):
             raise SerdeError(f'{full}: invalid or unsupported CDR encapsulation header')
         if data[1] == 0:  # big endian: rare, take rosbags' general path
             return store.deserialize_cdr(data, full)
+        if type(data) is not bytes:
+            data = bytes(data)
         try:
-            message, pos = decode_le(memoryview(data)[4:], 0, cls, store)
+            message, pos = decode_le(data, 4)
         except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
             raise SerdeError(f'could not deserialize {full}: {exc}') from exc
-        if pos + 4 + 3 < len(data):
-            raise SerdeError(f'{len(data) - pos - 4} trailing bytes after {full}')
+        if pos + 3 < len(data):
+            raise SerdeError(f'{len(data) - pos} trailing bytes after {full}')
         return message
 
     return decode
@@ -477,7 +499,7 @@ def from_data(name: str, data: Any, *, path: str = '') -> Any:
     Raises InterfaceError naming the field path and the expected type on any mismatch.
     """
     cls = get_message_class(name)
-    full = cls.__msgtype__
+    full = _resolve(name)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -587,10 +609,10 @@ def interface_definition(name: str) -> str:
         if file_name == _normalize_name(name) or file_name == _normalize_name(name, 'srv'):
             return text
     full = _resolve(name)
-    return _store().generate_msgdef(full, ros_version=2)[0].split('=' * 80)[0]
+    return str(_store().generate_msgdef(full, ros_version=2)[0]).split('=' * 80)[0]
 
 
 def message_definition_text(name: str) -> str:
     """The concatenated definition (`ros2msg` schema text) used by rosbag2 MCAP and Foxglove."""
     full = _resolve(name)
-    return _store().generate_msgdef(full, ros_version=2)[0]
+    return str(_store().generate_msgdef(full, ros_version=2)[0])

@@ -24,8 +24,10 @@ Services (relative names, so a launch namespace prefixes them):
   scanned row-major, A1, A2, A3, B1, ..., C3, for the first unreserved RAW_DOUGH cookie (of
   `flavor`, if given). `stf/order/store` (StoreWorkpiece: without `slot` the first free slot in
   the same order), `stf/order/retrieve` (RetrieveWorkpiece). A request is validated against the
-  durable inventory and its reservations, committed as PENDING and answered at once with the
-  command id; a refused one (`accepted` false, `message` says why) persists nothing.
+  durable inventory and its reservations, committed as PENDING and answered with the command
+  id once committed; a refused one (`accepted` false, `message` says why) persists nothing.
+  Orders and cancels arriving together share one transaction (group commit,
+  `stf_nodes.scheduler.group_commit`), each still validated and answered on its own.
 - `stf/command/cancel` (CancelCommand): a PENDING command is CANCELLED at once; the running one
   after its current step, then its cookie is carried back to the rack. `stf/command/list`
   (ListCommands, newest first, `status` by name), `stf/inventory/get` (GetInventory).
@@ -55,21 +57,23 @@ submitted), `timeout.<station>_s` (node time one task of the station may take),
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.messages import log_alert
 from stf_nodes.process import exit_process
-from stf_nodes.scheduler.queue import CommandQueue
-from stf_nodes.scheduler.records import CommandRecord, LeaseLost, Rejected
+from stf_nodes.scheduler.group_commit import GroupCommitter
+from stf_nodes.scheduler.queue import CommandQueue, Write
+from stf_nodes.scheduler.records import CancelOutcome, CommandRecord, LeaseLost, Rejected
 from stf_nodes.scheduler.routes import PlanSettings
 from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings, Severity
 from stf_nodes.station_clients import STATE_TYPES, StationClients, workpiece_msg
@@ -93,7 +97,6 @@ AlertMsg = interfaces.get_message_class('stf_msgs/msg/Alert')
 Time = interfaces.get_message_class('builtin_interfaces/msg/Time')
 
 RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
-_Result = TypeVar('_Result')
 
 
 class SchedulerNode(runtime.Node):
@@ -153,6 +156,12 @@ class SchedulerNode(runtime.Node):
         engine = make_engine(db_url)
         upgrade_schema(engine)
         self._queue = CommandQueue(engine=engine, clock=self._utcnow)
+        self._committer = GroupCommitter(self._queue)
+        # Committed requests, answered on the executor (see _write): (outcome, finish, future).
+        self._committed: collections.deque[tuple[Any, Callable[[Any], Any], runtime.Future]] = (
+            collections.deque()
+        )
+        self._answer_committed = self.create_guard_condition(self._on_committed)
         self._stations = StationClients(self, stations, service_timeout_s)
         self._lease_name = f'{self.get_namespace().rstrip("/")}/scheduler'
         self._holder = f'{self.get_fully_qualified_name()}#{os.getpid()}.{uuid.uuid4().hex[:6]}'
@@ -258,6 +267,8 @@ class SchedulerNode(runtime.Node):
         self.get_logger().warning(f'standing by: {reason}')
 
     def destroy_node(self) -> None:
+        if not self.destroyed:
+            self._committer.close()
         if self.leading and not self.destroyed:
             # A clean stop hands over at once instead of after lease_s.
             with contextlib.suppress(SQLAlchemyError):
@@ -328,11 +339,20 @@ class SchedulerNode(runtime.Node):
 
     # -- orders ---------------------------------------------------------------------------
 
-    def _call_queue(
-        self, request: Any, response: Any, call: Callable[[], _Result], *, action: str
-    ) -> _Result | None:
-        """``call()``, or None once a refusal or a database error is answered in ``response``
-        (``accepted`` false)."""
+    def _write(
+        self,
+        request: Any,
+        response: Any,
+        make_write: Callable[[], Write],
+        finish: Callable[[Any], Any],
+        *,
+        action: str,
+    ) -> Any:
+        """Check ``request`` on its own, then hand its write to the group committer: the reply
+        (a future) goes out once the write is committed, with whatever else was waiting.
+        ``finish(outcome)`` fills ``response`` on the executor thread after the commit, so it
+        may announce and tell the runner as any callback does. A refusal is answered at once
+        (``accepted`` false, nothing written)."""
         problem = request_problem(request)
         try:
             if problem:
@@ -344,65 +364,100 @@ class SchedulerNode(runtime.Node):
                     f'this scheduler no longer leads (a standby took over); nothing {action}: '
                     'send the request again'
                 )
-            return call()
+            write = make_write()
         except Rejected as exc:
             response.accepted, response.message = False, exc.reason
-        except SQLAlchemyError as exc:
-            self.get_logger().error(f'database error on {action}: {exc}')
-            response.accepted, response.message = False, f'database error; nothing {action}'
-        return None
-
-    def _submit(self, request: Any, response: Any, submit: Callable[[], CommandRecord]) -> Any:
-        record = self._call_queue(request, response, submit, action='queued')
-        if record is None:
             return response
-        response.accepted, response.command_id, response.message = True, record.id, record.message
-        self._announce(record)
-        self._runner.notify()
-        return response
+        future = runtime.Future()
+
+        def committed(outcome: Any) -> None:
+            if isinstance(outcome, SQLAlchemyError):
+                self.get_logger().error(f'database error on {action}: {outcome}')
+                response.accepted, response.message = False, f'database error; nothing {action}'
+                future.set_result(response)
+            elif isinstance(outcome, Rejected):
+                response.accepted, response.message = False, outcome.reason
+                future.set_result(response)
+            else:
+                self._committed.append((outcome, finish, future))
+                self._answer_committed.trigger()
+
+        self._committer.submit(write, committed)
+        return future
+
+    def _on_committed(self) -> None:
+        """Announce what was committed, tell the runner, reply (executor thread)."""
+        while self._committed:
+            outcome, finish, future = self._committed.popleft()
+            try:
+                future.set_result(finish(outcome))
+            except Exception as exc:  # the reply says so; the next item still gets answered
+                future.set_exception(exc)
+
+    def _submitted(self, response: Any) -> Callable[[CommandRecord], Any]:
+        def finish(record: CommandRecord) -> Any:
+            response.accepted, response.command_id = True, record.id
+            response.message = record.message
+            if self.leading:  # a deposed leader's publisher is gone; the new leader has it
+                self._announce(record)
+                self._runner.notify()
+            return response
+
+        return finish
 
     def _on_process(self, request: Any, response: Any) -> Any:
-        return self._submit(
+        return self._write(
             request,
             response,
-            lambda: self._queue.submit_process(
+            lambda: self._queue.process_write(
                 source_slot=request.source_slot, flavor=request.flavor, priority=request.priority
             ),
+            self._submitted(response),
+            action='queued',
         )
 
     def _on_store(self, request: Any, response: Any) -> Any:
-        return self._submit(
+        return self._write(
             request,
             response,
-            lambda: self._queue.submit_store(
+            lambda: self._queue.store_write(
                 flavor=request.flavor, slot=request.slot, priority=request.priority
             ),
+            self._submitted(response),
+            action='queued',
         )
 
     def _on_retrieve(self, request: Any, response: Any) -> Any:
-        return self._submit(
+        return self._write(
             request,
             response,
-            lambda: self._queue.submit_retrieve(slot=request.slot, priority=request.priority),
+            lambda: self._queue.retrieve_write(slot=request.slot, priority=request.priority),
+            self._submitted(response),
+            action='queued',
         )
 
     def _on_cancel(self, request: Any, response: Any) -> Any:
-        outcome = self._call_queue(
-            request, response, lambda: self._queue.cancel(request.command_id), action='cancelled'
-        )
-        if outcome is None:
+        def finish(outcome: CancelOutcome) -> Any:
+            response.accepted = True
+            if outcome.stop_required:
+                self._runner.request_cancel(outcome)
+                response.message = (
+                    'cancel requested: the running step ends, then the command is CANCELLED '
+                    'and its cookie goes back to the rack'
+                )
+            else:
+                response.message = outcome.command.message
+            if self.leading:
+                self._announce(outcome.command)
             return response
-        response.accepted = True
-        if outcome.stop_required:
-            self._runner.request_cancel(outcome)
-            response.message = (
-                'cancel requested: the running step ends, then the command is CANCELLED and '
-                'its cookie goes back to the rack'
-            )
-        else:
-            response.message = outcome.command.message
-        self._announce(outcome.command)
-        return response
+
+        return self._write(
+            request,
+            response,
+            lambda: self._queue.cancel_write(request.command_id),
+            finish,
+            action='cancelled',
+        )
 
     def _on_list(self, request: Any, response: Any) -> Any:
         try:

@@ -72,6 +72,18 @@ MAX_STEP_GAP_S = 10.0
 RELIABLE_EVENTS = runtime.QoSProfile(depth=100)
 
 
+def _due(accumulated_s: float, period_s: float) -> tuple[bool, float]:
+    """Whether a periodic output is due after ``accumulated_s`` of time, and what carries
+    over: the time past the due moment, so ticks that do not divide the period keep the
+    average rate (50 Hz ticks and a 10 Hz topic give 10 Hz, not one period rounded up to the
+    next tick; jittered ticks at the output's own rate give that rate), but at most one period:
+    after a stall the output catches up by one on the next tick, never with a burst. A tiny
+    tolerance absorbs the rounding of summed tick lengths."""
+    if accumulated_s < period_s - 1e-9:
+        return False, accumulated_s
+    return True, min(max(accumulated_s - period_s, 0.0), period_s)
+
+
 class StationNode(runtime.Node):
     """Base of the station nodes; subclasses name the model and build the state message."""
 
@@ -177,13 +189,13 @@ class StationNode(runtime.Node):
             remaining -= step
         for report in self.model.pop_events():
             self._publish_task(report)
-        self._since_publish_s += elapsed
-        self._since_diagnostics_s += elapsed
-        if self._since_publish_s >= self._publish_period_s:
-            self._since_publish_s = 0.0
+        due, self._since_publish_s = _due(self._since_publish_s + elapsed, self._publish_period_s)
+        if due:
             self._publish_state(self.model.snapshot())
-        if self._since_diagnostics_s >= self._diagnostics_period_s:
-            self._since_diagnostics_s = 0.0
+        due, self._since_diagnostics_s = _due(
+            self._since_diagnostics_s + elapsed, self._diagnostics_period_s
+        )
+        if due:
             self._publish_diagnostics(self.model.snapshot())
 
     def _publish_state(self, snapshot: StationSnapshot) -> None:

@@ -246,6 +246,21 @@ def cmd_export_interfaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dds_setup(args: argparse.Namespace) -> int:
+    from stf_nodes.bridges.dds.environment import SetupError, default_venv, setup
+
+    venv = Path(args.venv) if args.venv else default_venv()
+    try:
+        timings = setup(venv)
+    except SetupError as exc:
+        raise CliError(str(exc)) from exc
+    print(
+        f'{venv}: ready ({sum(timings.values()):.0f} s); check: {venv}/bin/python -c '
+        '"import rclpy, stf_msgs.msg"'
+    )
+    return 0
+
+
 def _database_url(given: str | None) -> str:
     from stf_nodes.storage import DEFAULT_DATABASE_URL
 
@@ -437,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_history_arguments(generate)
 
+    from stf_nodes.cli import maintenance
+
+    maintenance.add_parser(verbs, group)
+
     export = verb(
         verbs,
         'export-interfaces',
@@ -444,6 +463,20 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_export_interfaces,
     )
     export.add_argument('directory', help='where to write the package')
+
+    dds = group(verbs, 'dds', 'real ROS 2 (rclpy on DDS) beside the graph')
+    dds_setup = verb(
+        dds,
+        'setup',
+        'create .venv-dds: ROS 2 Kilted wheels, this project and stf_msgs built with rosidl '
+        '(cached: nothing is rebuilt unless an input changed)',
+        cmd_dds_setup,
+    )
+    dds_setup.add_argument(
+        '--venv',
+        metavar='DIR',
+        help='where (default: STF_DDS_VENV, else .venv-dds in the checkout)',
+    )
     _mark_leaves(parser)
     return parser
 
@@ -465,6 +498,10 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ['router']:
+        # The router alone needs neither the parser nor the message types: it starts at once
+        # (the launch waits for it before any node).
+        return cmd_router(argparse.Namespace())
     if argv[:1] == ['launch']:
         # `stf launch` owns its whole command line (options may come first, like
         # `stf launch --show-args FILE`) and its own signal handling.

@@ -76,7 +76,7 @@ class RouterSpec:
 
     argv: tuple[str, ...]
     endpoint: str = DEFAULT_ROUTER
-    timeout: float = 10.0
+    timeout: float = 30.0  # a router starts in about a second; a busy 2-core machine needs more
     probe: Callable[[str], bool] | None = None
     label: str = 'router'
     name: str = 'Zenoh router'

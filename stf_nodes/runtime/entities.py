@@ -14,6 +14,11 @@ hot standby answering the read-only services beside its leader) the first good r
 error reply fails the call only when no server answered well; Zenoh's timeout is a
 TimeoutError.
 
+A service callback may return a `Future` instead of the response: the reply goes out when the
+future finishes, from whichever thread finishes it (an error reply if it failed). The executor
+takes the next request meanwhile, so a server can answer requests together (the scheduler's
+group commit) and out of order.
+
 Malformed or oversized CDR from the network is dropped and counted; the first drop per entity
 is logged. A node never crashes on bad input.
 
@@ -34,7 +39,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import zenoh
 import zenoh.ext
@@ -62,6 +67,7 @@ MAX_MESSAGE_BYTES = int(os.environ.get('STF_MAX_MESSAGE_BYTES', str(64 * 1024 * 
 SERVICE_QUEUE_LIMIT = 1024
 
 _ATTACHMENT = struct.Struct('<qqB16s')
+_SEQUENCE_AND_STAMP = struct.Struct('<qq')  # the attachment's head, all that changes per put
 
 
 def make_attachment(sequence_number: int, gid: bytes, timestamp_ns: int | None = None) -> bytes:
@@ -76,6 +82,18 @@ def parse_attachment(data: bytes | None) -> tuple[int, int, bytes] | None:
         return None
     sequence_number, timestamp_ns, length, gid = _ATTACHMENT.unpack(data)
     return (sequence_number, timestamp_ns, gid) if length == 16 else None
+
+
+class _Attachment:
+    """An entity's attachment buffer: its GID is written once, each put rewrites the sequence
+    number and timestamp in place (callers hold the entity's lock; Zenoh copies the bytes)."""
+
+    def __init__(self, gid: bytes) -> None:
+        self.buffer = bytearray(make_attachment(0, gid, 0))
+
+    def next(self, sequence_number: int) -> bytearray:
+        _SEQUENCE_AND_STAMP.pack_into(self.buffer, 0, sequence_number, time.time_ns())
+        return self.buffer
 
 
 class ServiceError(RuntimeError):
@@ -112,7 +130,7 @@ class Future:
                 return
             self._result, self._exception = result, exception
             self._done.set()
-            callbacks = list(self._callbacks)
+            callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback(self)
 
@@ -153,6 +171,7 @@ class _Endpoint:
         self.type_hash = type_hash or interfaces.type_hash(type_name)
         dds_type = interfaces.dds_type_name(type_name)
         self.keyexpr = names.data_keyexpr(context.domain_id, name, dds_type, self.type_hash)
+        self._key = zenoh.KeyExpr(self.keyexpr)  # parsed once, not per query
         self.token_key = names.endpoint_token(
             domain_id=context.domain_id,
             zid=context.zid,
@@ -229,7 +248,7 @@ class Publisher(_Endpoint):
     def __init__(
         self,
         node: Node,
-        msg_type: type | None,
+        msg_type: type[Any] | None,
         name: str,
         qos: QoSProfile,
         *,
@@ -240,13 +259,15 @@ class Publisher(_Endpoint):
         need not know when `type_hash` is given (bag replay of foreign types)."""
         super().__init__(
             node,
-            type_name=type_name or msg_type.__msgtype__,  # type: ignore[union-attr]
+            type_name=_type_name(msg_type, type_name, name),
             name=name,
             qos=qos,
             type_hash=type_hash,
         )
         self.msg_type = msg_type
+        self._serialize = interfaces.serializer(self.type_name) if msg_type else None
         self._sequence = 0
+        self._attachment = _Attachment(self.gid)
         self._lock = threading.Lock()
         session = node.context.session
         reliable = qos.reliability == ReliabilityPolicy.RELIABLE
@@ -258,6 +279,7 @@ class Publisher(_Endpoint):
             if reliable
             else zenoh.Reliability.BEST_EFFORT,
         }
+        self._publisher: zenoh.Publisher | zenoh.ext.AdvancedPublisher
         if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
             self._publisher = zenoh.ext.declare_advanced_publisher(
                 session,
@@ -271,9 +293,9 @@ class Publisher(_Endpoint):
         self._announce()
 
     def publish(self, message: Any) -> None:
-        if getattr(message, '__msgtype__', None) != self.type_name:
+        if getattr(message, '__msgtype__', None) != self.type_name or self._serialize is None:
             raise TypeError(f'{self.name} publishes {self.type_name}, got {type(message).__name__}')
-        self.publish_serialized(interfaces.serialize(message))
+        self.publish_serialized(self._serialize(message))
 
     def publish_serialized(self, payload: bytes) -> None:
         """Publish CDR bytes that are already encoded (bag replay, bridges)."""
@@ -284,8 +306,7 @@ class Publisher(_Endpoint):
             )
         with self._lock:
             self._sequence += 1
-            attachment = make_attachment(self._sequence, self.gid)
-            self._publisher.put(payload, attachment=attachment)
+            self._publisher.put(payload, attachment=self._attachment.next(self._sequence))
 
     def get_subscription_count(self) -> int:
         return self.node.context.graph.count(self.name, names.SUBSCRIPTION)
@@ -301,17 +322,19 @@ class Publisher(_Endpoint):
             lambda g: g.count(self.name, names.SUBSCRIPTION) > 0, timeout_s
         ):
             return False
-        status = getattr(self._publisher, 'matching_status', None)  # advanced: graph only
-        while status is not None and not status.matching:
+        publisher = self._publisher
+        if not isinstance(publisher, zenoh.Publisher):  # advanced: the graph only
+            return True
+        # zenoh's stub says bool; it is a MatchingStatus.
+        while not cast(Any, publisher.matching_status).matching:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.01)
-            status = self._publisher.matching_status
         return True
 
     def destroy(self) -> None:
         super().destroy()
-        self._publisher.undeclare()
+        self._publisher.undeclare()  # type: ignore[no-untyped-call]  # zenoh stub: no annotation
 
 
 class Subscription(_Inbox):
@@ -320,15 +343,15 @@ class Subscription(_Inbox):
     def __init__(
         self,
         node: Node,
-        msg_type: type | None,
+        msg_type: type[Any] | None,
         name: str,
-        callback: Callable[[Any], None],
+        callback: Callable[..., None],  # (message) or (message, message_info)
         qos: QoSProfile,
         *,
         raw: bool = False,
         type_name: str | None = None,
     ) -> None:
-        super().__init__(node, type_name=type_name or msg_type.__msgtype__, name=name, qos=qos)
+        super().__init__(node, type_name=_type_name(msg_type, type_name, name), name=name, qos=qos)
         self.callback = callback
         self.raw = raw
         self.with_info = _positional_count(callback) >= 2
@@ -339,6 +362,7 @@ class Subscription(_Inbox):
         )
         session = node.context.session
         handler = zenoh.handlers.Callback(self._on_sample)
+        self._subscriber: zenoh.Subscriber[None] | zenoh.ext.AdvancedSubscriber[None]
         if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
             self._subscriber = zenoh.ext.declare_advanced_subscriber(
                 session,
@@ -384,7 +408,7 @@ class Subscription(_Inbox):
         if len(payload) > MAX_MESSAGE_BYTES:
             self._drop(f'message of {len(payload)} bytes (limit {MAX_MESSAGE_BYTES})')
             return
-        if not self.raw:
+        if self._decode is not None:
             try:
                 payload = self._decode(payload)
             except interfaces.SerdeError as exc:
@@ -400,7 +424,7 @@ class Subscription(_Inbox):
 
     def destroy(self) -> None:
         super().destroy()
-        self._subscriber.undeclare()
+        self._subscriber.undeclare()  # type: ignore[no-untyped-call]  # zenoh stub: no annotation
 
 
 def _positional_count(callback: Callable[..., Any]) -> int:
@@ -429,6 +453,7 @@ class Service(_Inbox):
         self.srv_type = srv_type
         self.callback = callback
         self._decode_request = interfaces.decoder(srv_type.Request.__msgtype__)
+        self._serialize_response = interfaces.serializer(srv_type.Response.__msgtype__)
         self._init_inbox(None)
         self._queryable = node.context.session.declare_queryable(
             self.keyexpr, zenoh.handlers.Callback(self._on_query), complete=True
@@ -471,9 +496,34 @@ class Service(_Inbox):
         try:
             response = self.callback(request, self.srv_type.Response())
         except Exception as exc:  # a failing handler must not take the server down
-            self.node.get_logger().error(f'{self.name}: service callback raised {exc!r}')
-            query.reply_err(f'service callback failed: {exc}'.encode())
+            self._reply_failed(query, exc)
             return
+        if isinstance(response, Future):
+            # Answered later, from whichever thread finishes the future (a group commit).
+            response.add_done_callback(
+                lambda done: self._reply_later(query, sequence_number, client_gid, done)
+            )
+            return
+        self._reply(query, sequence_number, client_gid, response)
+
+    def _reply_later(
+        self, query: zenoh.Query, sequence_number: int, client_gid: bytes, done: Future
+    ) -> None:
+        try:
+            if done.exception() is not None:
+                self._reply_failed(query, done.exception())
+            else:
+                self._reply(query, sequence_number, client_gid, done.result())
+        finally:
+            query.drop()  # the final reply: the client's query ends now
+
+    def _reply_failed(self, query: zenoh.Query, exc: BaseException | None) -> None:
+        self.node.get_logger().error(f'{self.name}: service callback raised {exc!r}')
+        query.reply_err(f'service callback failed: {exc}'.encode())
+
+    def _reply(
+        self, query: zenoh.Query, sequence_number: int, client_gid: bytes, response: Any
+    ) -> None:
         if getattr(response, '__msgtype__', None) != self.srv_type.Response.__msgtype__:
             self.node.get_logger().error(
                 f'{self.name}: callback returned {type(response).__name__}, not a response'
@@ -482,7 +532,7 @@ class Service(_Inbox):
             return
         query.reply(
             query.key_expr,
-            interfaces.serialize(response),
+            self._serialize_response(response),
             attachment=make_attachment(sequence_number, client_gid),
         )
 
@@ -504,6 +554,7 @@ class Client(_Endpoint):
         super().__init__(node, type_name=srv_type.name, name=name, qos=qos)
         self.srv_type = srv_type
         self._decode_response = interfaces.decoder(srv_type.Response.__msgtype__)
+        self._serialize_request = interfaces.serializer(srv_type.Request.__msgtype__)
         self._sequence = 0
         self._lock = threading.Lock()
         self._announce()
@@ -527,7 +578,7 @@ class Client(_Endpoint):
             raise TypeError(
                 f'{self.name} expects {self.srv_type.name} requests, got {type(request).__name__}'
             )
-        return interfaces.serialize(request), self._next_attachment()
+        return self._serialize_request(request), self._next_attachment()
 
     def _next_attachment(self) -> bytes:
         with self._lock:
@@ -536,7 +587,7 @@ class Client(_Endpoint):
 
     def _reply_payload(self, reply: zenoh.Reply) -> bytes:
         if reply.ok is None:
-            message = reply.err.payload.to_bytes().decode(errors='replace')
+            message = _error_text(reply)
             raise ServiceError(f'{self.name}: server error: {message}')
         return reply.ok.payload.to_bytes()
 
@@ -549,7 +600,7 @@ class Client(_Endpoint):
 
     def _get(self, payload: bytes, attachment: bytes, timeout_s: float, handler: Any) -> Any:
         return self.node.context.session.get(
-            self.keyexpr,
+            self._key,
             handler,
             payload=payload,
             attachment=attachment,
@@ -614,9 +665,10 @@ class Client(_Endpoint):
                 f'{self.name}: request of {len(payload)} bytes exceeds the limit of '
                 f'{MAX_MESSAGE_BYTES} bytes'
             )
-        return self._call(
+        reply: bytes = self._call(
             lambda: (payload, self._next_attachment()), self._reply_payload, timeout_sec
         )
+        return reply
 
     def _call(
         self,
@@ -685,7 +737,22 @@ class Client(_Endpoint):
 
 def _timed_out(reply: zenoh.Reply) -> bool:
     """Zenoh's own error reply for a query whose timeout passed (not a server's error)."""
-    return reply.ok is None and reply.err.payload.to_bytes() == b'Timeout'
+    return reply.ok is None and _error_text(reply) == 'Timeout'
+
+
+def _type_name(msg_type: type[Any] | None, type_name: str | None, name: str) -> str:
+    """The type of an endpoint: given by name, or the message class's."""
+    if type_name is not None:
+        return type_name
+    if msg_type is None:
+        raise TypeError(f'{name}: needs a message type or a type name')
+    return str(msg_type.__msgtype__)
+
+
+def _error_text(reply: zenoh.Reply) -> str:
+    """The text of an error reply (empty when the reply carries none)."""
+    error = reply.err
+    return '' if error is None else error.payload.to_bytes().decode(errors='replace')
 
 
 class GuardCondition:

@@ -56,9 +56,13 @@ class SingleThreadedExecutor:
         self.context = context or get_default_context()
         self._nodes: list[Node] = []
         self._lock = threading.Lock()
-        self._cond = threading.Condition()
+        # The condition's lock, entered directly on the per-message paths (run_inline,
+        # _release): `with` on the Condition itself goes through Python-level methods.
+        self._mutex = threading.RLock()
+        self._cond = threading.Condition(self._mutex)
         self._ready: collections.deque[Any] = collections.deque()
         self._owner: int | None = None  # the thread running callbacks now
+        self._acquiring = 0  # threads waiting in _acquire
         self._busy: list[Node] = []  # nodes with a callback on the owner's stack
         self._wakeups = 0
         self._spinning = 0
@@ -98,7 +102,7 @@ class SingleThreadedExecutor:
         """Run `entity` on the calling thread if the executor spins and nobody owns it."""
         if not self._spinning:
             return False
-        with self._cond:
+        with self._mutex:
             if self._owner is not None:
                 return False
             self._owner = threading.get_ident()
@@ -112,19 +116,29 @@ class SingleThreadedExecutor:
 
     def _acquire(self) -> None:
         with self._cond:
-            while self._owner is not None:
-                self._cond.wait()
+            self._acquiring += 1
+            try:
+                while self._owner is not None:
+                    self._cond.wait()
+            finally:
+                self._acquiring -= 1
             self._owner = threading.get_ident()
 
     def _release(self) -> None:
-        with self._cond:
+        with self._mutex:
             self._owner = None
-            self._cond.notify_all()
+            # Only work queued meanwhile or a thread waiting to own needs a wake-up: waking the
+            # idle spinning thread after every message run inline costs a context switch each.
+            if self._ready or self._acquiring:
+                self._cond.notify_all()
 
     def _execute(self, item: Any) -> None:
         """Run one work item on the owning thread, marking its node busy meanwhile."""
         node = item.node
-        stack = _running.__dict__.setdefault('stack', [])
+        try:
+            stack = _running.stack
+        except AttributeError:  # the thread's first callback
+            stack = _running.stack = []
         stack.append(self)
         self._busy.append(node)
         try:

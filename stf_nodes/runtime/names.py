@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import xxhash
 
@@ -163,7 +164,7 @@ def parse_token(key: str) -> Token | None:
         return None
     kind = parts[5]
     namespace = unmangle(parts[7]) if parts[7] != '%' else '/'
-    common = {
+    common: dict[str, Any] = {
         'key': key,
         'zid': parts[2],
         'node_id': node_id,

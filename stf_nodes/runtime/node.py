@@ -312,14 +312,15 @@ class Node:
         self.context.nodes.discard(self)
         if self._executor is not None:
             self._executor.remove_node(self)
-        for entity in [
+        entities: list[GuardCondition | Timer | Client | Service | Subscription | Publisher] = [
             *self.guards,
             *self.timers,
             *self.clients,
             *self.services,
             *self.subscriptions,
             *self.publishers,
-        ]:
+        ]
+        for entity in entities:
             entity.destroy()
         self.guards.clear()
         self.timers.clear()
@@ -346,13 +347,15 @@ class Node:
 
     def _deliver(self, entity: Any) -> None:
         """Work arrived for `entity`: run it now if the executor is idle, else queue it."""
-        with self._lock:
-            executor = self._executor
-            if executor is None:
-                if not entity.posted:
-                    entity.posted = True
-                    self._backlog.append(entity)
-                return
+        executor = self._executor  # once attached, read without the lock (every message)
+        if executor is None:
+            with self._lock:
+                executor = self._executor
+                if executor is None:
+                    if not entity.posted:
+                        entity.posted = True
+                        self._backlog.append(entity)
+                    return
         if executor.run_inline(entity) or entity.posted:
             return
         entity.posted = True

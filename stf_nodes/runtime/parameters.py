@@ -240,19 +240,17 @@ def descriptor_msg(
     fields: dict[str, Any] = {}
     if low is not None or high is not None:
         if kind == ParameterType.INTEGER:
-            bounds = [
-                int(low if low is not None else -(2**63)),
-                int(high if high is not None else 2**63 - 1),
-            ]
-            fields['integer_range'] = [_message('IntegerRange')(bounds[0], bounds[1], 0)]
+            whole = (
+                -(2**63) if low is None else int(low),
+                2**63 - 1 if high is None else int(high),
+            )
+            fields['integer_range'] = [_message('IntegerRange')(*whole, 0)]
         elif kind == ParameterType.DOUBLE:
-            bounds = [
-                float(low if low is not None else -math.inf),
-                float(high if high is not None else math.inf),
-            ]
-            fields['floating_point_range'] = [
-                _message('FloatingPointRange')(bounds[0], bounds[1], 0.0)
-            ]
+            real = (
+                -math.inf if low is None else float(low),
+                math.inf if high is None else float(high),
+            )
+            fields['floating_point_range'] = [_message('FloatingPointRange')(*real, 0.0)]
         else:
             raise ParameterError(f'parameter {name!r}: a range needs a number, not {kind.name}')
         fields['additional_constraints'] = _range_text(low, high, unit)

@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Row, Table, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stf_nodes.scheduler import rows as mapping
@@ -131,6 +131,8 @@ _CANCEL_PENDING = (
     )
 )
 _PENDING_CANCELLED = 'cancelled while queued'
+#: A request's reads and writes, run in a transaction it is given; returns the request's result.
+Write = Callable[[Session], Any]
 
 
 def _utcnow() -> datetime:
@@ -210,11 +212,11 @@ class CommandQueue:
         """Queue baking the RAW_DOUGH cookie in ``source_slot`` (empty: pick one of ``flavor``,
         empty: any flavor). Keyword-only like all submissions: slots and flavors are both strings
         and the three services order them differently."""
-        return self._submit(
-            CommandKind.PROCESS,
-            slot=parse_slot(source_slot, self.slots, required=False),
-            flavor=parse_flavor(flavor, required=False),
-            priority=parse_priority(priority),
+        return cast(
+            CommandRecord,
+            self._commit(
+                self.process_write(source_slot=source_slot, flavor=flavor, priority=priority)
+            ),
         )
 
     def submit_store(
@@ -222,7 +224,34 @@ class CommandQueue:
     ) -> CommandRecord:
         """Queue storing a new RAW_DOUGH cookie of ``flavor`` into ``slot`` (empty: the first
         free one); ``workpiece_id`` must not be in the rack yet, empty generates one."""
-        return self._submit(
+        write = self.store_write(
+            flavor=flavor, slot=slot, priority=priority, workpiece_id=workpiece_id
+        )
+        return cast(CommandRecord, self._commit(write))
+
+    def submit_retrieve(self, *, slot: str, priority: int = 0) -> CommandRecord:
+        """Queue taking the workpiece in ``slot`` out to the output."""
+        return cast(CommandRecord, self._commit(self.retrieve_write(slot=slot, priority=priority)))
+
+    # Each submission and cancel is also available as a *write*: the request checked on its own
+    # (raising Rejected at once), then a function doing its reads and writes in a transaction
+    # it is given, so `commit_group` can run the writes of concurrent requests in one. A write
+    # raises Rejected only before its first change (commit_group relies on it).
+
+    def process_write(self, *, source_slot: str = '', flavor: str = '', priority: int = 0) -> Write:
+        """``submit_process`` as a write."""
+        return self._submit_write(
+            CommandKind.PROCESS,
+            slot=parse_slot(source_slot, self.slots, required=False),
+            flavor=parse_flavor(flavor, required=False),
+            priority=parse_priority(priority),
+        )
+
+    def store_write(
+        self, *, flavor: str, slot: str = '', priority: int = 0, workpiece_id: str = ''
+    ) -> Write:
+        """``submit_store`` as a write."""
+        return self._submit_write(
             CommandKind.STORE,
             slot=parse_slot(slot, self.slots, required=False),
             flavor=parse_flavor(flavor, required=True),
@@ -230,73 +259,138 @@ class CommandQueue:
             workpiece_id=parse_workpiece_id(workpiece_id),
         )
 
-    def submit_retrieve(self, *, slot: str, priority: int = 0) -> CommandRecord:
-        """Queue taking the workpiece in ``slot`` out to the output."""
-        return self._submit(
+    def retrieve_write(self, *, slot: str, priority: int = 0) -> Write:
+        """``submit_retrieve`` as a write."""
+        return self._submit_write(
             CommandKind.RETRIEVE,
             slot=parse_slot(slot, self.slots, required=True),
             flavor='',
             priority=parse_priority(priority),
         )
 
-    def _submit(
+    def cancel_write(self, command_id: int) -> Write:
+        """``cancel`` as a write."""
+        command_id = parse_command_id(command_id)
+        return lambda session: self._cancel(session, command_id)
+
+    def commit_group(self, writes: Sequence[Write]) -> list[Any]:
+        """Run ``writes`` in one transaction, committed once (group commit); per write, its
+        result or the Rejected / SQLAlchemyError that undid it alone.
+
+        A write refuses (raises Rejected) before it writes anything, so a refused request
+        simply leaves the transaction to the others. A database error inside a write may
+        leave part of it written: then the transaction is rolled back and each write runs
+        again in a transaction of its own, so the error reaches only the request that caused
+        it. An error of the group's transaction itself (its commit, a lost connection) is
+        raised: nothing of the group was committed."""
+        if len(writes) == 1:
+            return [self._commit_alone(writes[0])]
+        outcomes: list[Any] = []
+        write_failed = False
+        try:
+            with self._transaction() as session:
+                for write in writes:
+                    try:
+                        outcomes.append(write(session))
+                    except Rejected as exc:
+                        outcomes.append(exc)
+                    except SQLAlchemyError:
+                        write_failed = True
+                        raise
+        except SQLAlchemyError:
+            if not write_failed:
+                raise  # the commit: whether it happened is unknown, so nothing is run again
+            return [self._commit_alone(write) for write in writes]
+        return outcomes
+
+    def _commit_alone(self, write: Write) -> Any:
+        try:
+            return self._commit(write)
+        except (Rejected, SQLAlchemyError) as exc:
+            return exc
+
+    def _commit(self, write: Write) -> Any:
+        with self._transaction() as session:
+            return write(session)
+
+    def _submit_write(
         self, kind: CommandKind, *, slot: str, flavor: str, priority: int, workpiece_id: str = ''
+    ) -> Write:
+        return lambda session: self._submit(
+            session.connection(),
+            kind,
+            slot=slot,
+            flavor=flavor,
+            priority=priority,
+            workpiece_id=workpiece_id,
+        )
+
+    def _submit(
+        self,
+        connection: Connection,
+        kind: CommandKind,
+        *,
+        slot: str,
+        flavor: str,
+        priority: int,
+        workpiece_id: str = '',
     ) -> CommandRecord:
         now = self._clock()
-        with self._engine.begin() as connection:
-            rows = _read_rack_for_update(connection, [slot] if slot else self.slots)
-            if kind is CommandKind.STORE and workpiece_id:
-                _check_new_workpiece(connection, workpiece_id)
-            if slot:
-                problem = _reservation_problem(rows.get(slot), slot) or _content_problem(
-                    kind, rows[slot], flavor
-                )
-                if problem:
-                    raise Rejected(problem)
-                chosen, how = rows[slot], 'requested'
-            else:
-                chosen, how = _choose_slot(kind, rows, self.slots, flavor), 'chosen automatically'
-            if kind is CommandKind.STORE and not workpiece_id:
-                workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
-            command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
-            command = replace(
-                command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
+        rows = _read_rack_for_update(connection, [slot] if slot else self.slots)
+        if kind is CommandKind.STORE and workpiece_id:
+            _check_new_workpiece(connection, workpiece_id)
+        if slot:
+            problem = _reservation_problem(rows.get(slot), slot) or _content_problem(
+                kind, rows[slot], flavor
             )
-            values = {
-                name: value
-                for name, value in asdict(command).items()
-                if name in _COMMANDS.c and name != 'id'
-            }
-            inserted = connection.execute(insert(_COMMANDS), values)
-            (command_id,) = inserted.inserted_primary_key or (0,)
-            command = replace(command, id=command_id)
-            connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
-            _add_event(connection, command, None, 'submitted', now)
-            return command
+            if problem:
+                raise Rejected(problem)
+            chosen, how = rows[slot], 'requested'
+        else:
+            chosen, how = _choose_slot(kind, rows, self.slots, flavor), 'chosen automatically'
+        if kind is CommandKind.STORE and not workpiece_id:
+            workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
+        command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
+        command = replace(
+            command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
+        )
+        values = {
+            name: value
+            for name, value in asdict(command).items()
+            if name in _COMMANDS.c and name != 'id'
+        }
+        inserted = connection.execute(insert(_COMMANDS), values)
+        (command_id,) = inserted.inserted_primary_key or (0,)
+        command = replace(command, id=command_id)
+        connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
+        _add_event(connection, command, None, 'submitted', now)
+        return command
 
     def cancel(self, command_id: int) -> CancelOutcome:
         """Cancel a command: a PENDING one is CANCELLED at once; for a running one the cancel
         request is recorded and ``stop_required`` tells the caller (the runner) to end it
         after its running step. Unknown or finished commands are refused."""
+        return cast(CancelOutcome, self._commit(self.cancel_write(command_id)))
+
+    def _cancel(self, session: Session, command_id: int) -> CancelOutcome:
         now = self._clock()
         # The common case, a queued command, in prepared statements (the submission rate
         # depends on it); anything else takes the locking path below.
-        with self._engine.begin() as connection:
-            values = {'id_': command_id, 'message_': _PENDING_CANCELLED, 'now_': now}
-            if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
-                connection.execute(_RELEASE, {'command_': command_id})
-                row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
-                cancelled = mapping.command_record(row.one())
-                _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
-                return CancelOutcome(command=cancelled, stop_required=False)
-        with self._transaction() as session:
-            # Not PENDING above, so running (a command never returns to PENDING) or refused.
-            running = _lock_command(session, command_id, _ACTIVE)
-            if not running.cancel_requested:
-                running.cancel_requested = True
-                running.message = 'cancel requested; the workpiece goes back to the rack'
-                _add_event(session, running, CommandStatus.IN_PROGRESS, 'cancel requested', now)
-            return CancelOutcome(command=mapping.command_record(running), stop_required=True)
+        connection = session.connection()
+        values = {'id_': command_id, 'message_': _PENDING_CANCELLED, 'now_': now}
+        if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
+            connection.execute(_RELEASE, {'command_': command_id})
+            row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
+            cancelled = mapping.command_record(row.one())
+            _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+            return CancelOutcome(command=cancelled, stop_required=False)
+        # Not PENDING above, so running (a command never returns to PENDING) or refused.
+        running = _lock_command(session, command_id, _ACTIVE)
+        if not running.cancel_requested:
+            running.cancel_requested = True
+            running.message = 'cancel requested; the workpiece goes back to the rack'
+            _add_event(session, running, CommandStatus.IN_PROGRESS, 'cancel requested', now)
+        return CancelOutcome(command=mapping.command_record(running), stop_required=True)
 
     # -- execution (the runner; every write fenced) -----------------------------------------
 

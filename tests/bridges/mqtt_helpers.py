@@ -256,17 +256,25 @@ class MqttProbe:
         self.client.reconnect_delay_set(1, 1)
         self.client.on_message = self._on_message
 
+        subscribed = threading.Semaphore(0)
+
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
             for topic in topics:
                 client.subscribe(topic, qos=1)
             self._connected.set()
 
+        def on_subscribe(client: Any, userdata: Any, mid: Any, codes: Any, props: Any) -> None:
+            subscribed.release()
+
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.connect('127.0.0.1', port)
         self.client.loop_start()
         if not self._connected.wait(10):
             raise AssertionError(f'probe could not connect to port {port}')
-        time.sleep(0.2)  # the SUBACK
+        for topic in topics:  # every SUBACK, so nothing published from now on is missed
+            if not subscribed.acquire(timeout=10):
+                raise AssertionError(f'the broker on port {port} did not acknowledge {topic}')
 
     def _on_message(self, client: Any, userdata: Any, message: paho.MQTTMessage) -> None:
         with self._lock:

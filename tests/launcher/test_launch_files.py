@@ -13,7 +13,16 @@ from stf_nodes.launcher.parser import load_launch
 REPO_ROOT = Path(__file__).resolve().parents[2]
 XSD = Path(__file__).resolve().parents[2] / '..' / 'shared' / 'testdata' / 'ros2_launch.xsd'
 LAUNCH_FILES = sorted((REPO_ROOT / 'launch').glob('*.launch.xml'))
-STATIONS = ['hbw', 'vgr', 'conveyor', 'scheduler', 'foxglove_bridge', 'mqtt_bridge', 'recorder']
+STATIONS = [
+    'hbw',
+    'vgr',
+    'conveyor',
+    'scheduler',
+    'foxglove_bridge',
+    'mqtt_bridge',
+    'recorder',
+    'maintenance',
+]
 
 
 @pytest.fixture
@@ -71,9 +80,11 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         'enable_mqtt',
         'enable_foxglove',
         'enable_recorder',
+        'enable_maintenance',
         'enable_scheduler',
         'scheduler_replicas',
         'mqtt_topic_prefix',
+        'enable_dds',
         'enable_bag_recorder',
         'bag_output',
     ]
@@ -97,6 +108,19 @@ def test_bag_recorder_when_enabled(params_file: Path) -> None:
     assert recorder.executable == 'bag_recorder_node'
     assert recorder.respawn is False  # a respawned recorder would refuse its existing bag
     assert recorder.parameters == (params_file, {'use_sim_time': True, 'output': 'bags/run1'})
+
+
+def test_dds_bridge_when_enabled(params_file: Path) -> None:
+    description = load_launch(
+        REPO_ROOT / 'launch' / 'factory.launch.xml',
+        {'params_file': str(params_file), 'enable_dds': 'true', 'namespace': 'factory_2'},
+    )
+    bridge = next(node for node in description.nodes if node.name == 'dds_bridge')
+    assert (bridge.executable, bridge.namespace, bridge.respawn) == (
+        'dds_bridge_node',
+        '/factory_2',
+        True,
+    )
 
 
 def test_database_url_from_environment_and_per_fleet_factory(

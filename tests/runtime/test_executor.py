@@ -130,3 +130,38 @@ def test_a_node_calling_its_own_service_from_a_callback_is_not_reentered(
     # The facade is free again and answers forwarded calls.
     forward = node.create_client(Trigger, '/lend/facade/forward')
     assert forward.call(Trigger.Request(), timeout_sec=8.0).success
+
+
+def test_a_service_answering_with_a_future_replies_when_it_finishes(
+    node: runtime.Node,
+) -> None:
+    """A callback may return a Future: the executor takes the next request meanwhile, and the
+    replies go out as the futures finish, in any order and from any thread (group commit)."""
+    held: list[tuple[Any, runtime.Future]] = []
+    arrived = threading.Semaphore(0)
+
+    def deferred(request: Any, response: Any) -> Any:
+        future = runtime.Future()
+        held.append((response, future))
+        arrived.release()
+        return future
+
+    node.create_service(Trigger, '/deferred/do', deferred)
+    threading.Thread(target=node.executor.spin, daemon=True).start()
+    client = node.create_client(Trigger, '/deferred/do')
+    assert client.wait_for_service(10)
+    calls = [client.call_async(Trigger.Request(), timeout_sec=20) for _ in range(3)]
+    for _ in calls:
+        assert arrived.acquire(timeout=10)  # all three taken while none was answered
+    assert not any(call.done() for call in calls)
+    (first, first_future), (second, second_future), (_, third_future) = held
+    second.success, second.message = True, 'second'
+    threading.Thread(target=second_future.set_result, args=(second,)).start()
+    assert calls[1].wait(10) and calls[1].result().message == 'second'
+    first.message = 'first'
+    first_future.set_result(first)
+    third_future.set_exception(RuntimeError('the commit failed'))
+    assert calls[0].wait(10) and calls[0].result().message == 'first'
+    assert calls[2].wait(10)
+    with pytest.raises(runtime.ServiceError, match='the commit failed'):
+        calls[2].result()

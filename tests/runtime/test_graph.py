@@ -195,13 +195,17 @@ def test_cli_echo_into_head_ends_quietly(demo: Any) -> None:
 
 
 def test_cli_hz(demo: Any) -> None:
-    result = stf('topic', 'hz', '/t1/motor', '--duration', '2.5')
-    rates = [
-        float(line.split(':')[1])
-        for line in result.stdout.splitlines()
-        if line.startswith('average rate')
-    ]
-    assert rates and 35 < rates[-1] < 65  # the demo publishes at 50 Hz from its params file
+    def rate_near_50_hz() -> bool:  # the demo publishes at 50 Hz from its params file
+        result = stf('topic', 'hz', '/t1/motor', '--duration', '2.5')
+        rates = [
+            float(line.split(':')[1])
+            for line in result.stdout.splitlines()
+            if line.startswith('average rate')
+        ]
+        return bool(rates) and 35 < rates[-1] < 65
+
+    # Measured on arrival: on a busy machine one window may be off, so it is measured again.
+    wait_until(rate_near_50_hz, timeout=30, interval=0)
 
 
 @pytest.mark.parametrize(

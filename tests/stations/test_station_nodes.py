@@ -127,8 +127,10 @@ def test_tf_follows_the_moving_parts(probe: FactoryProbe) -> None:
     assert (fork.transform.translation.y, fork.transform.translation.z) == pytest.approx(
         (0.300, 0.050)  # row C, fork extended
     )
+    # From home (x 0.4 m) to column 3: at least one frame on the way (how many depends on
+    # how the sim clock is scheduled on a busy machine).
     crane_x = [t.transform.translation.x for t in frames['hbw_crane']]
-    assert len({round(x, 4) for x in crane_x}) > 5, 'the crane jumped instead of moving'
+    assert any(0.301 < x < 0.399 for x in crane_x), 'the crane jumped instead of moving'
     arm, gripper = frames['vgr_arm'][-1], frames['vgr_gripper'][-1]
     assert (arm.header.frame_id, gripper.header.frame_id) == ('vgr', 'vgr_arm')
     assert (arm.transform.translation.x, arm.transform.translation.y) == pytest.approx(

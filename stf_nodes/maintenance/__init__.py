@@ -1,0 +1,1 @@
+"""Predictive maintenance: the estimator (pure), its replay over stored history, the report."""

@@ -1,0 +1,775 @@
+"""Health, remaining useful life and sensor anomalies from observable signals only.
+
+Pure: no transport, no database, no clock. The ``maintenance`` node feeds it live messages and
+``stf maintenance evaluate`` feeds it stored telemetry, through the same :class:`Estimator`.
+It never reads ``MotorState.health``: a real line does not publish one, and the twin's health is
+the ground truth it is scored against.
+
+Motors (:class:`MotorEstimator`), two degradation paths; the forecast takes the RUL of the one
+that reaches the maintenance threshold first:
+
+- **friction trend** (``method = 'friction-trend'``). A motor's running current sits at a few
+  levels set by its motion (cruise, accelerating, the start transient); friction in a worn
+  bearing adds the same excess to all of them. The first ``baseline_samples`` running samples
+  teach the motor its levels (clusters within ``level_width_a``; the motion model learnt, not
+  configured). Every ``bin_s`` the excess is the median deviation of the bin's samples from
+  their nearest level, given the excess so far (tracking, so a shift larger than the gap
+  between two levels is not taken for the other level). A least-squares line through the
+  bins of the last ``trend_window_h`` gives the excess now and its growth; the motor is due
+  when the excess reaches ``failure_excess_a`` (the P-F threshold: a calibration of the line,
+  0.45 A by default), and RUL is the time for the line to get there. Band: the slope ±2
+  standard errors; confidence: the fit's R² times the share of ``trend_window_h`` with data.
+- **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
+  coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
+  friction wear proportional to the excess, overcurrent wear per ampere above
+  ``current_limit_a`` (not for a sample right after a start: the inrush); per hour and kelvin
+  above ``wear_temperature_c``; per start. The reported health is 1 minus the damage summed
+  since the last repair; its RUL extrapolates the damage of the last ``trend_window_h``
+  (calendar time, idle nights included); the band uses the rates over half and twice that.
+
+Levels: WARNING when the health is below ``warning_health`` or either RUL below
+``warning_rul_h``; CRITICAL only from the damage path (health below ``critical_health`` or
+its RUL below ``critical_rul_h`` with enough confidence): the friction threshold plans
+maintenance, it does not stop a line. INFO when the excess passes ``info_excess_a``.
+
+A repair shows as the friction falling back: a bin whose samples sit closer to the levels
+with no excess than with the fitted one (which was above ``repair_min_excess_a``; a bearing
+does not heal) resets both paths. Samples with a non-finite or absurd current are dropped and
+counted; a pause longer than ``max_gap_s`` between two samples (a recorder drop, a node
+restart) is not integrated; a start counter that goes back (a restarted node) adds no starts.
+An unknown motor id gets an estimator of its own at its first sample (a fleet over MQTT).
+
+Sensors (:class:`SensorMonitor`), from light-barrier edges and the belt motor's samples:
+
+- **ghost reading**: a pulse shorter than ``ghost_max_s`` on a light barrier while the belt did
+  not move (no encoder progress, motor off) from ``standstill_s`` before it to the next belt
+  sample after it: nothing can have passed. ``ghost_count`` of them within ``ghost_window_s``
+  raise GHOST_READINGS, cleared after ``sensor_clear_s`` without one.
+- **stuck**: a light barrier triggered without interruption while the belt moved more than
+  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window).
+- **belt slip**: the trail sensor's marks (one rising edge per ``trail_pitch_mm`` of belt
+  travel) against the encoder's roller travel, over every ``slip_window_mm`` of roller travel.
+
+Alerts (:class:`Latch`): a level per component, raised once when it is entered, cleared once
+when the component is back below the clear limits (wider than the raise limits: hysteresis).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Annotated, NamedTuple
+
+from stf_nodes.sim.params import Doc, ParameterConfig
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class EstimatorConfig(ParameterConfig):
+    """Model and alert settings; every field is a parameter of the ``maintenance`` node."""
+
+    threshold: Annotated[float, Doc('health below which maintenance is due', low=0.0, high=1.0)] = (
+        0.5
+    )
+    baseline_samples: Annotated[
+        int, Doc('running samples that teach a motor its current levels (its motion model)', low=1)
+    ] = 200
+    level_width_a: Annotated[
+        float, Doc('currents closer than this are one level', unit='A', low=0.0)
+    ] = 0.03
+    level_share: Annotated[
+        float, Doc('share of the baseline samples a level needs', low=0.0, high=1.0)
+    ] = 0.05
+    current_limit_a: Annotated[
+        float, Doc('rated current; wear grows above it', unit='A', low=0.0)
+    ] = 1.5
+    overcurrent_a: Annotated[
+        float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
+    ] = 3.0
+    failure_excess_a: Annotated[
+        float,
+        Doc('friction excess current at which a motor is due (P-F threshold)', unit='A', low=0.0),
+    ] = 0.45
+    bin_s: Annotated[
+        float, Doc('width of the bins the trends are fitted on', unit='s', low=0.0)
+    ] = 3600.0
+    min_bin_samples: Annotated[
+        int, Doc('running samples a bin needs to count for the trend', low=1)
+    ] = 3
+    trend_window_h: Annotated[float, Doc('hours of history behind a trend', low=0.0)] = 24.0
+    wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
+    wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
+    friction_wear_per_ah: Annotated[
+        float, Doc('health lost per running hour and ampere of friction excess', low=0.0)
+    ] = 0.05 / 0.3
+    wear_per_overcurrent_ah: Annotated[
+        float, Doc('health lost per hour and ampere above current_limit_a', low=0.0)
+    ] = 0.5
+    wear_temperature_c: Annotated[
+        float, Doc('winding temperature above which wear grows', unit='°C')
+    ] = 70.0
+    wear_per_kelvin_h: Annotated[
+        float, Doc('health lost per hour and kelvin above it', low=0.0)
+    ] = 1e-3
+    max_gap_s: Annotated[
+        float, Doc('longer pauses between samples are not integrated', unit='s', low=0.0)
+    ] = 600.0
+    max_running_dt_s: Annotated[
+        float, Doc('a running sample stands for at most this long', unit='s', low=0.0)
+    ] = 5.0
+    repair_min_excess_a: Annotated[
+        float, Doc('fitted excess above which a drop can mean a repair', unit='A', low=0.0)
+    ] = 0.1
+    info_excess_a: Annotated[
+        float, Doc('friction excess that raises an INFO trend alert', unit='A', low=0.0)
+    ] = 0.08
+    warning_rul_h: Annotated[
+        float, Doc('RUL below which a WARNING is raised', unit='h', low=0.0)
+    ] = 72.0
+    critical_rul_h: Annotated[
+        float, Doc('RUL below which a CRITICAL is raised', unit='h', low=0.0)
+    ] = 12.0
+    warning_health: Annotated[
+        float, Doc('estimated health below which a WARNING is raised', low=0.0)
+    ] = 0.6
+    critical_health: Annotated[
+        float, Doc('estimated health below which a CRITICAL is raised', low=0.0)
+    ] = 0.5
+    critical_confidence: Annotated[
+        float, Doc('confidence a RUL needs to raise a CRITICAL', low=0.0)
+    ] = 0.5
+    clear_factor: Annotated[
+        float,
+        Doc('hysteresis: RUL limits times this (and health limits + 0.05) clear a level', low=0.0),
+    ] = 1.5
+    barrier_ids: Annotated[
+        tuple[str, ...], Doc('light barriers watched for ghost and stuck readings')
+    ] = ('CONV_L1_ENTRY', 'CONV_L2_PROCESS', 'CONV_L3_EXIT', 'CONV_L4_OVERFLOW')
+    belt_motor_id: Annotated[str, Doc('motor that drives the belt')] = 'CONV_M1'
+    trail_sensor_id: Annotated[str, Doc('sensor seeing the belt marks')] = 'CONV_T1_TRAIL'
+    trail_pitch_mm: Annotated[float, Doc('belt travel per trail mark', unit='mm', low=0.0)] = 10.0
+    pulses_per_mm: Annotated[float, Doc('encoder pulses per mm of roller travel', low=0.0)] = 18.75
+    ghost_max_s: Annotated[
+        float, Doc('longest pulse that can be a ghost reading', unit='s', low=0.0)
+    ] = 0.5
+    standstill_s: Annotated[
+        float, Doc('belt still this long before a pulse for a ghost', unit='s', low=0.0)
+    ] = 1.0
+    ghost_count: Annotated[
+        int, Doc('ghost readings within ghost_window_s that raise an alert', low=1)
+    ] = 3
+    ghost_window_s: Annotated[float, Doc('window of ghost_count', unit='s', low=0.0)] = 3600.0
+    sensor_clear_s: Annotated[
+        float, Doc('a sensor alert clears after this long quiet', unit='s', low=0.0)
+    ] = 3600.0
+    stuck_travel_mm: Annotated[
+        float, Doc('belt travel (trail marks) under a steady trigger: stuck', unit='mm', low=0.0)
+    ] = 1000.0
+    slip_window_mm: Annotated[
+        float, Doc('roller travel per belt-slip measurement', unit='mm', low=0.0)
+    ] = 5000.0
+    slip_warning: Annotated[float, Doc('slip fraction that raises BELT_SLIP', low=0.0)] = 0.08
+    slip_clear: Annotated[float, Doc('slip fraction that clears BELT_SLIP', low=0.0)] = 0.04
+
+    def __post_init__(self) -> None:
+        positive = (
+            'baseline_samples',
+            'level_width_a',
+            'failure_excess_a',
+            'trend_window_h',
+            'max_gap_s',
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        if not 0 < self.threshold < 1 or not 0 <= self.level_share < 1:
+            raise ValueError('threshold must be in (0, 1) and level_share in [0, 1)')
+        if self.clear_factor < 1:
+            raise ValueError(f'clear_factor must be >= 1, got {self.clear_factor}')
+
+
+class MotorSample(NamedTuple):
+    """What a real line reports about one motor at one moment (no health)."""
+
+    time_s: float
+    motor_id: str
+    running: bool
+    current_a: float
+    temperature_c: float
+    encoder_pulses: int
+    start_count: int
+
+
+class SensorEdge(NamedTuple):
+    """A sensor's binary reading changed at ``time_s``."""
+
+    time_s: float
+    sensor_id: str
+    triggered: bool
+
+
+class Level(IntEnum):
+    """Alert levels (``stf_msgs/Alert`` severities), NONE when nothing is raised."""
+
+    NONE = -1  # nothing raised
+    INFO = 0  # a trend worth knowing
+    WARNING = 1  # plan maintenance
+    CRITICAL = 3  # act now
+
+
+class Estimate(NamedTuple):
+    """What the alert levels are decided on."""
+
+    health: float  # damage path
+    rul_h: float  # the nearer of both paths
+    damage_rul_h: float
+    damage_confidence: float
+    excess_current_a: float
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The estimate of one motor at ``time_s`` (RULs in hours; ``inf``: no degradation seen)."""
+
+    component_id: str
+    time_s: float
+    health: float
+    degradation_per_h: float
+    rul_h: float
+    rul_lower_h: float
+    rul_upper_h: float
+    confidence: float
+    method: str
+    estimate: Estimate
+    level: Level
+    recommendation: str
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """An alert raised (``cleared`` False) or cleared (an INFO ``<code>_CLEARED``)."""
+
+    time_s: float
+    severity: int
+    component_id: str
+    code: str
+    message: str
+    value: float
+    threshold: float
+    cleared: bool
+
+
+class Latch:
+    """One alert level per component: raised once on entry, cleared once below the clear
+    limits. ``update(raise_level, hold_level)``: the level the raise limits give and the level
+    the (wider) clear limits still give."""
+
+    def __init__(self, component_id: str) -> None:
+        self.component_id = component_id
+        self.level = Level.NONE
+        self.code = ''
+
+    def update(
+        self,
+        time_s: float,
+        raise_level: Level,
+        hold_level: Level,
+        alert: tuple[str, str, float, float],
+    ) -> list[AlertEvent]:
+        """``alert``: (code, message, value, threshold) of the level being raised."""
+        new = max(raise_level, min(self.level, hold_level))
+        old = self.level
+        if new == old:
+            return []
+        self.level = new
+        events = []
+        if new < old:
+            message = f'{self.component_id}: {self.code} cleared'
+            clear = AlertEvent(
+                time_s,
+                int(Level.INFO),
+                self.component_id,
+                f'{self.code}_CLEARED',
+                message,
+                alert[2],
+                alert[3],
+                True,
+            )
+            events.append(clear)
+        if new is not Level.NONE:
+            code, message, value, threshold = alert
+            self.code = code
+            events.append(
+                AlertEvent(
+                    time_s, int(new), self.component_id, code, message, value, threshold, False
+                )
+            )
+        return events
+
+
+def _line_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float, float]:
+    """Least squares y = a + b·x: (a, b, standard error of b, R²)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx <= 0:
+        return my, 0.0, math.inf, 0.0
+    b = sxy / sxx
+    a = my - b * mx
+    residual = max(0.0, syy - b * sxy)
+    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else math.inf
+    r2 = 1.0 - residual / syy if syy > 0 else 0.0
+    return a, b, se, r2
+
+
+def current_levels(currents: list[float], width: float, share: float) -> list[float]:
+    """The levels a motor's running current sits at: medians of the clusters of values within
+    ``width`` of each other that hold at least ``share`` of the values."""
+    ordered = sorted(currents)
+    levels, group = [], [ordered[0]]
+    for value in ordered[1:]:
+        if value - group[0] <= width:
+            group.append(value)
+            continue
+        levels.append(group)
+        group = [value]
+    levels.append(group)
+    return [statistics.median(g) for g in levels if len(g) >= share * len(ordered)]
+
+
+def _spread(residuals: list[float]) -> float:
+    return statistics.median(abs(r) for r in residuals)
+
+
+def friction_residual(current: float, levels: list[float], excess: float) -> float:
+    """The sample's deviation from the level it belongs to, given the excess so far."""
+    return min((current - level - excess for level in levels), key=abs)
+
+
+@dataclass
+class _Hour:
+    """What one calendar hour of a motor contributed."""
+
+    start_s: float
+    currents: list[float] = field(default_factory=list)
+    damage: float = 0.0
+    excess_a: float | None = None  # set when the hour is closed
+
+
+class MotorEstimator:
+    """Health and RUL of one motor (see the module docstring)."""
+
+    def __init__(self, motor_id: str, config: EstimatorConfig) -> None:
+        self.motor_id = motor_id
+        self.config = config
+        self.damage = 0.0
+        self.hours: deque[_Hour] = deque()
+        self.samples = 0
+        self.rejected = 0
+        self.gaps = 0
+        self.repairs = 0
+        self._last: MotorSample | None = None
+        self._fit = (0.0, 0.0, math.inf, 0.0, 0)  # a, b (per hour of x), se, r2, n
+        self._fit_origin_h = 0.0
+        self.levels: list[float] = []
+        self._baseline: list[float] = []
+        self._started = False
+
+    def update(self, sample: MotorSample) -> None:
+        c = self.config
+        self.samples += 1
+        if not (math.isfinite(sample.current_a) and 0.0 <= sample.current_a < 100.0):
+            self.rejected += 1
+            return
+        last, last_started = self._last, self._started
+        self._last = sample
+        if last is None or sample.time_s <= last.time_s:
+            self._started = False
+            return
+        # A sample just after a start may catch the inrush transient: it is not an overcurrent
+        # (its level, learnt like the others, still shifts with friction).
+        self._started = sample.start_count != last.start_count
+        hour = self._hour(sample.time_s)
+        if sample.running and sample.current_a < c.overcurrent_a:
+            if self.levels:
+                hour.currents.append(sample.current_a)
+            else:
+                self._learn(sample.current_a)
+        dt = sample.time_s - last.time_s
+        if dt > c.max_gap_s:
+            self.gaps += 1
+            return
+        damage = 0.0
+        if last.running:
+            run_h = min(dt, c.max_running_dt_s) / HOUR
+            excess = max(0.0, self._excess_now(last.time_s))
+            damage += run_h * (c.wear_per_running_h + c.friction_wear_per_ah * excess)
+            if not last_started:
+                overcurrent = max(0.0, last.current_a - c.current_limit_a)
+                damage += run_h * c.wear_per_overcurrent_ah * overcurrent
+        temperature = last.temperature_c
+        if math.isfinite(temperature) and -50.0 < temperature < 400.0:
+            hot = max(0.0, temperature - c.wear_temperature_c)
+            damage += dt / HOUR * c.wear_per_kelvin_h * hot
+        starts = sample.start_count - last.start_count
+        if 0 < starts < 10_000:  # a counter that went back: the node restarted
+            damage += starts * c.wear_per_start
+        self.damage += damage
+        hour.damage += damage
+
+    def _hour(self, time_s: float) -> _Hour:
+        start = math.floor(time_s / self.config.bin_s) * self.config.bin_s
+        if not self.hours or self.hours[-1].start_s != start:
+            if self.hours:
+                self._close(self.hours[-1])
+            self.hours.append(_Hour(start))
+            while (
+                self.hours and self.hours[0].start_s < start - 2 * self.config.trend_window_h * HOUR
+            ):
+                self.hours.popleft()
+        return self.hours[-1]
+
+    def _learn(self, current: float) -> None:
+        c = self.config
+        self._baseline.append(current)
+        if len(self._baseline) >= c.baseline_samples:
+            self.levels = current_levels(self._baseline, c.level_width_a, c.level_share)
+            self._baseline = []
+
+    def _close(self, hour: _Hour) -> None:
+        c = self.config
+        if len(hour.currents) >= c.min_bin_samples:
+            fitted = self._excess_now(hour.start_s)
+            tracked = [friction_residual(i, self.levels, fitted) for i in hour.currents]
+            fresh = [friction_residual(i, self.levels, 0.0) for i in hour.currents]
+            # Repaired: the samples left the fitted excess and sit on the levels again.
+            off = _spread(tracked)
+            if fitted > c.repair_min_excess_a and off > fitted / 2 and _spread(fresh) < off / 2:
+                hour.excess_a = statistics.median(fresh)
+                self._repaired(hour)
+            else:
+                hour.excess_a = fitted + statistics.median(tracked)
+        self._refit(hour.start_s + self.config.bin_s)
+
+    def _repaired(self, hour: _Hour) -> None:
+        self.repairs += 1
+        self.damage = 0.0
+        kept = _Hour(hour.start_s, hour.currents, 0.0, hour.excess_a)
+        self.hours.clear()
+        self.hours.append(kept)
+
+    def _refit(self, now_s: float) -> None:
+        since = now_s - self.config.trend_window_h * HOUR
+        points = [
+            ((h.start_s + self.config.bin_s / 2) / HOUR, h.excess_a)
+            for h in self.hours
+            if h.excess_a is not None and h.start_s >= since
+        ]
+        if len(points) < 2:
+            value = points[0][1] if points else 0.0
+            self._fit = (value, 0.0, math.inf, 0.0, len(points))
+            self._fit_origin_h = now_s / HOUR
+            return
+        origin = points[-1][0]
+        a, b, se, r2 = _line_fit([x - origin for x, _ in points], [y for _, y in points])
+        self._fit = (a, b, se, r2, len(points))
+        self._fit_origin_h = origin
+
+    def _excess_now(self, time_s: float) -> float:
+        a, b, _, _, n = self._fit
+        if n == 0:
+            return 0.0
+        return a + b * (time_s / HOUR - self._fit_origin_h) if n >= 2 else a
+
+    def forecast(self, time_s: float) -> Forecast:
+        c = self.config
+        span = 1.0 - c.threshold
+        _, b, se, r2, n = self._fit
+        excess = max(0.0, self._excess_now(time_s))
+        room = max(0.0, c.failure_excess_a - excess)
+        significant = n >= 3 and b > 0 and b > se
+        if room == 0.0:
+            friction = (0.0, 0.0, 0.0)
+        elif significant:
+            upper = room / (b - 2 * se) if b > 2 * se else math.inf
+            friction = (room / b, room / (b + 2 * se), upper)
+        else:
+            friction = (math.inf, math.inf, math.inf)
+        friction_conf = max(0.0, r2) * min(1.0, n / 8.0) if significant else 0.0
+
+        health = max(0.0, 1.0 - self.damage)
+        rates = [self._damage_rate(time_s, k * c.trend_window_h) for k in (0.5, 1.0, 2.0)]
+        left = max(0.0, health - c.threshold)
+        ruls = [left / r if r > 0 else math.inf for r in rates]
+        damage = (ruls[1], min(ruls), max(ruls))
+        since = time_s - c.trend_window_h * HOUR
+        observed = sum(1 for h in self.hours if h.start_s >= since) * c.bin_s / HOUR
+        damage_conf = min(1.0, observed / c.trend_window_h)
+
+        if friction[0] < damage[0]:
+            method, rul, conf = 'friction-trend', friction, friction_conf
+            degradation = span * b / c.failure_excess_a
+        else:
+            method, rul, conf = 'damage-rate', damage, damage_conf
+            degradation = rates[1]
+        estimate = Estimate(health, rul[0], damage[0], damage_conf, excess)
+        level = self.level(estimate, relax=1.0)
+        return Forecast(
+            component_id=self.motor_id,
+            time_s=time_s,
+            health=health,
+            degradation_per_h=degradation,
+            rul_h=rul[0],
+            rul_lower_h=min(rul[1], rul[0]),
+            rul_upper_h=max(rul[2], rul[0]),
+            confidence=conf,
+            method=method,
+            estimate=estimate,
+            level=level,
+            recommendation=_recommendation(self.motor_id, level, rul[0], excess),
+        )
+
+    def _damage_rate(self, time_s: float, window_h: float) -> float:
+        since = time_s - window_h * HOUR
+        return sum(h.damage for h in self.hours if h.start_s >= since) / window_h
+
+    def level(self, e: Estimate, relax: float) -> Level:
+        """The alert level of an estimate; ``relax`` > 1 widens the limits (clearing).
+
+        CRITICAL needs the damage path (health, or its RUL with confidence): the friction
+        threshold is a calibration, good for planning (WARNING), not for stopping a line."""
+        c = self.config
+        slack = 0.05 if relax > 1 else 0.0
+        if e.health < c.critical_health + slack or (
+            e.damage_rul_h < c.critical_rul_h * relax
+            and e.damage_confidence >= c.critical_confidence
+        ):
+            return Level.CRITICAL
+        if e.health < c.warning_health + slack or e.rul_h < c.warning_rul_h * relax:
+            return Level.WARNING
+        if e.excess_current_a > c.info_excess_a / relax:
+            return Level.INFO
+        return Level.NONE
+
+
+def _recommendation(motor_id: str, level: Level, rul_h: float, excess: float) -> str:
+    if level is Level.CRITICAL:
+        return f'stop and replace {motor_id} now (due in {_hours(rul_h)})'
+    if level is Level.WARNING:
+        return f'schedule maintenance of {motor_id} within {_hours(rul_h)}'
+    if level is Level.INFO:
+        return f'watch {motor_id}: friction current +{excess:.2f} A over nominal'
+    return 'no action'
+
+
+def _hours(value: float) -> str:
+    return 'an unknown time' if not math.isfinite(value) else f'{value:.0f} h'
+
+
+_MOTOR_CODES = {
+    Level.INFO: 'DEGRADATION_TREND',
+    Level.WARNING: 'MAINTENANCE_DUE',
+    Level.CRITICAL: 'FAILURE_IMMINENT',
+}
+
+
+@dataclass
+class _Barrier:
+    rise_s: float | None = None
+    rise_belt_mm: float = 0.0
+    ghosts: deque[float] = field(default_factory=deque)
+    pending: list[tuple[float, float]] = field(default_factory=list)
+    last_ghost_s: float = -math.inf
+
+
+class SensorMonitor:
+    """Ghost, stuck and belt-slip detection (see the module docstring)."""
+
+    def __init__(self, config: EstimatorConfig) -> None:
+        self.config = config
+        self.barriers = {sensor_id: _Barrier() for sensor_id in config.barrier_ids}
+        self.ghost_counts: dict[str, int] = dict.fromkeys(config.barrier_ids, 0)
+        self.stuck: dict[str, bool] = dict.fromkeys(config.barrier_ids, False)
+        self.slip: float | None = None
+        self._encoder: int | None = None
+        self._last_motion_s = -math.inf
+        self._roller_mm = 0.0
+        self._belt_mm = 0.0
+        self._belt_total_mm = 0.0
+
+    def on_edge(self, edge: SensorEdge) -> None:
+        c = self.config
+        if edge.sensor_id == c.trail_sensor_id:
+            if edge.triggered:
+                self._belt_mm += c.trail_pitch_mm
+                self._belt_total_mm += c.trail_pitch_mm
+                for sensor_id, watched in self.barriers.items():
+                    if watched.rise_s is not None:
+                        travel = self._belt_total_mm - watched.rise_belt_mm
+                        self.stuck[sensor_id] = travel > c.stuck_travel_mm
+            return
+        barrier = self.barriers.get(edge.sensor_id)
+        if barrier is None:
+            return
+        if edge.triggered:  # a repeated rise (a reading missed in between) starts again
+            barrier.rise_s = edge.time_s
+            barrier.rise_belt_mm = self._belt_total_mm
+            self.stuck[edge.sensor_id] = False
+        elif barrier.rise_s is not None:
+            if edge.time_s - barrier.rise_s <= c.ghost_max_s:
+                barrier.pending.append((barrier.rise_s, edge.time_s))
+            barrier.rise_s = None
+            self.stuck[edge.sensor_id] = False
+
+    def on_belt(self, sample: MotorSample) -> None:
+        c = self.config
+        moved = self._encoder is not None and sample.encoder_pulses != self._encoder
+        if moved and self._encoder is not None:
+            self._roller_mm += abs(sample.encoder_pulses - self._encoder) / c.pulses_per_mm
+        if moved or sample.running:
+            self._last_motion_s = sample.time_s
+        self._encoder = sample.encoder_pulses
+        for sensor_id, barrier in self.barriers.items():
+            still = []
+            for rise, fall in barrier.pending:
+                if fall > sample.time_s:
+                    still.append((rise, fall))
+                elif not (moved or sample.running) and self._last_motion_s < rise - c.standstill_s:
+                    barrier.ghosts.append(fall)
+                    barrier.last_ghost_s = fall
+                    self.ghost_counts[sensor_id] += 1
+            barrier.pending = still
+        if self._roller_mm >= c.slip_window_mm:
+            self.slip = 1.0 - self._belt_mm / self._roller_mm
+            self._roller_mm = self._belt_mm = 0.0
+
+    def recent_ghosts(self, sensor_id: str, time_s: float) -> int:
+        ghosts = self.barriers[sensor_id].ghosts
+        while ghosts and ghosts[0] < time_s - self.config.ghost_window_s:
+            ghosts.popleft()
+        return len(ghosts)
+
+
+class Estimator:
+    """Every motor and sensor of one factory: feed samples and edges in time order, ask for
+    forecasts and alert events at any moment."""
+
+    def __init__(self, config: EstimatorConfig | None = None) -> None:
+        self.config = config or EstimatorConfig()
+        self.motors: dict[str, MotorEstimator] = {}
+        self.sensors = SensorMonitor(self.config)
+        self.latches: dict[tuple[str, str], Latch] = {}
+        self.new_motors: list[str] = []
+
+    def on_motor(self, sample: MotorSample) -> None:
+        motor = self.motors.get(sample.motor_id)
+        if motor is None:
+            motor = self.motors[sample.motor_id] = MotorEstimator(sample.motor_id, self.config)
+            self.new_motors.append(sample.motor_id)
+        motor.update(sample)
+        if sample.motor_id == self.config.belt_motor_id:
+            self.sensors.on_belt(sample)
+
+    def on_edge(self, edge: SensorEdge) -> None:
+        self.sensors.on_edge(edge)
+
+    def forecasts(self, time_s: float) -> list[Forecast]:
+        return [m.forecast(time_s) for _, m in sorted(self.motors.items())]
+
+    def check(self, time_s: float, forecasts: Iterable[Forecast]) -> list[AlertEvent]:
+        """Alert events due at ``time_s`` for ``forecasts`` and the sensors."""
+        events: list[AlertEvent] = []
+        for f in forecasts:
+            motor = self.motors[f.component_id]
+            hold = motor.level(f.estimate, self.config.clear_factor)
+            code = _MOTOR_CODES.get(f.level, _MOTOR_CODES[Level.INFO])
+            value, limit = (
+                (f.rul_h, self.config.warning_rul_h)
+                if f.level >= Level.WARNING
+                else (f.estimate.excess_current_a, self.config.info_excess_a)
+            )
+            message = (
+                f'{f.component_id}: health {f.health:.2f}, RUL {_hours(f.rul_h)} '
+                f'({f.method}); {f.recommendation}'
+            )
+            events += self._latch(f.component_id, 'motor').update(
+                time_s, f.level, hold, (code, message, _finite(value), limit)
+            )
+        events += self._check_sensors(time_s)
+        return events
+
+    def _check_sensors(self, time_s: float) -> Iterator[AlertEvent]:
+        c = self.config
+        s = self.sensors
+        for sensor_id, barrier in s.barriers.items():
+            recent = s.recent_ghosts(sensor_id, time_s)
+            quiet = time_s - barrier.last_ghost_s > c.sensor_clear_s
+            raise_ghost = Level.WARNING if recent >= c.ghost_count else Level.NONE
+            hold = Level.NONE if quiet else Level.WARNING
+            message = (
+                f'{sensor_id}: {recent} ghost readings within {c.ghost_window_s:.0f} s; '
+                'check and clean the light barrier'
+            )
+            yield from self._latch(sensor_id, 'ghost').update(
+                time_s,
+                raise_ghost,
+                hold,
+                ('GHOST_READINGS', message, float(recent), float(c.ghost_count)),
+            )
+            # A slipping belt can leave a workpiece under a barrier while the belt moves: not
+            # a stuck sensor, and the slip is what gets reported.
+            slipping = s.slip is not None and s.slip > c.slip_clear
+            stuck = Level.WARNING if s.stuck[sensor_id] and not slipping else Level.NONE
+            yield from self._latch(sensor_id, 'stuck').update(
+                time_s,
+                stuck,
+                stuck,
+                (
+                    'SENSOR_STUCK',
+                    f'{sensor_id}: triggered while the belt moved {c.stuck_travel_mm:.0f} mm; '
+                    'check the light barrier',
+                    1.0,
+                    0.0,
+                ),
+            )
+        if s.slip is not None:
+            slip_level = Level.WARNING if s.slip > c.slip_warning else Level.NONE
+            hold = Level.WARNING if s.slip > c.slip_clear else Level.NONE
+            message = (
+                f'{c.belt_motor_id}: belt slips {s.slip:.0%} against the roller; '
+                'tension or replace the belt'
+            )
+            yield from self._latch(c.belt_motor_id, 'slip').update(
+                time_s, slip_level, hold, ('BELT_SLIP', message, s.slip, c.slip_warning)
+            )
+
+    def _latch(self, component_id: str, kind: str) -> Latch:
+        latch = self.latches.get((component_id, kind))
+        if latch is None:
+            latch = self.latches[(component_id, kind)] = Latch(component_id)
+        return latch
+
+
+def _finite(value: float) -> float:
+    return value if math.isfinite(value) else -1.0
+
+
+__all__ = [
+    'AlertEvent',
+    'Estimator',
+    'EstimatorConfig',
+    'Forecast',
+    'Latch',
+    'Level',
+    'MotorEstimator',
+    'MotorSample',
+    'SensorEdge',
+    'SensorMonitor',
+]

@@ -1,0 +1,213 @@
+"""The pure estimator on synthetic signals: friction trend and RUL, alerts raised and cleared
+once, repairs, bad readings, unknown motors, ghost readings, stuck barriers and belt slip."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from stf_nodes.maintenance.estimator import (
+    AlertEvent,
+    Estimator,
+    EstimatorConfig,
+    Level,
+    MotorSample,
+    SensorEdge,
+    current_levels,
+)
+
+HOUR = 3600.0
+LEVELS = (1.21, 1.35)  # cruise and accelerating, as CONV_M1 in the generated history
+
+
+class Motor:
+    """A motor that runs 20 samples every hour with a friction excess of ``excess(t)``."""
+
+    def __init__(self, estimator: Estimator, motor_id: str = 'CONV_M1') -> None:
+        self.estimator = estimator
+        self.motor_id = motor_id
+        self.rng = random.Random(1)
+        self.starts = 0
+        self.events: list[AlertEvent] = []
+
+    def run_hours(self, start_h: float, hours: float, excess: object, step_h: float = 0.25) -> None:
+        t = start_h
+        while t < start_h + hours:
+            for k in range(20):
+                now = t * HOUR + k * 30.0
+                self.starts += 1
+                extra = excess(now / HOUR)  # type: ignore[operator]
+                current = self.rng.choice(LEVELS) + extra + self.rng.gauss(0.0, 0.005)
+                self.estimator.on_motor(
+                    MotorSample(now, self.motor_id, True, current, 30.0, 0, self.starts)
+                )
+                self.estimator.on_motor(
+                    MotorSample(now + 5.0, self.motor_id, False, 0.05, 30.0, 0, self.starts)
+                )
+            t += step_h
+            now = t * HOUR
+            forecasts = self.estimator.forecasts(now)
+            self.events += self.estimator.check(now, forecasts)
+
+
+def test_current_levels_are_the_clusters_of_the_baseline() -> None:
+    values = [1.21] * 50 + [1.35] * 40 + [2.2]  # one inrush sample: below the share
+    assert current_levels(values, 0.03, 0.05) == [1.21, 1.35]
+
+
+def test_growing_friction_gives_a_converging_rul_and_one_warning_before_the_threshold() -> None:
+    estimator = Estimator()
+    motor = Motor(estimator)
+    failure_h = 96.0  # excess reaches failure_excess_a (0.45 A) here
+    motor.run_hours(0.0, 24.0, lambda h: 0.0)  # healthy day: baseline learnt
+
+    def excess(h: float) -> float:
+        return 0.45 * max(0.0, h - 24.0) / (failure_h - 24.0)
+
+    motor.run_hours(24.0, 66.0, excess)
+    forecast = estimator.forecasts(90.0 * HOUR)[0]
+    assert forecast.method == 'friction-trend'
+    assert forecast.rul_h == pytest.approx(failure_h - 90.0, rel=0.2)
+    assert forecast.rul_lower_h <= forecast.rul_h <= forecast.rul_upper_h
+    warnings = [e for e in motor.events if e.severity == Level.WARNING and not e.cleared]
+    assert len(warnings) == 1, motor.events
+    assert warnings[0].code == 'MAINTENANCE_DUE'
+    assert warnings[0].time_s <= (failure_h - 24.0) * HOUR
+    # The friction threshold plans maintenance; it never stops the line by itself.
+    assert not [e for e in motor.events if e.severity == Level.CRITICAL]
+
+
+def test_a_repair_resets_the_estimate_and_clears_the_alert_once() -> None:
+    estimator = Estimator()
+    motor = Motor(estimator)
+    motor.run_hours(0.0, 24.0, lambda h: 0.0)
+    motor.run_hours(24.0, 48.0, lambda h: 0.45 * (h - 24.0) / 60.0)
+    assert estimator.latches['CONV_M1', 'motor'].level is Level.WARNING
+    motor.run_hours(72.0, 30.0, lambda h: 0.0)  # a new bearing
+    assert estimator.motors['CONV_M1'].repairs == 1
+    cleared = [e for e in motor.events if e.cleared]
+    assert [e.code for e in cleared] == ['MAINTENANCE_DUE_CLEARED']
+    forecast = estimator.forecasts(102.0 * HOUR)[0]
+    assert forecast.level is Level.NONE
+    assert forecast.health > 0.99
+
+
+def test_a_steady_healthy_motor_raises_nothing() -> None:
+    estimator = Estimator()
+    motor = Motor(estimator)
+    motor.run_hours(0.0, 96.0, lambda h: 0.0)
+    assert motor.events == []
+    assert estimator.forecasts(96.0 * HOUR)[0].rul_h > 1000
+
+
+@pytest.mark.parametrize('current', [math.nan, math.inf, -1.0, 1e6])
+def test_absurd_readings_are_dropped_and_counted(current: float) -> None:
+    estimator = Estimator()
+    motor = Motor(estimator)
+    motor.run_hours(0.0, 24.0, lambda h: 0.0)
+    for k in range(500):
+        estimator.on_motor(MotorSample(24 * HOUR + k, 'CONV_M1', True, current, math.nan, 0, 1))
+    forecast = estimator.forecasts(25 * HOUR)[0]
+    assert estimator.motors['CONV_M1'].rejected == 500
+    assert forecast.level is Level.NONE
+    assert estimator.check(25 * HOUR, [forecast]) == []
+
+
+def test_unknown_motor_gets_its_own_estimator_and_is_reported_once() -> None:
+    estimator = Estimator()
+    for k in range(3):
+        estimator.on_motor(MotorSample(float(k), 'MQTT_FLEET_M9', True, 1.2, 30.0, 0, k))
+    assert estimator.new_motors == ['MQTT_FLEET_M9']
+    assert estimator.forecasts(3.0)[0].component_id == 'MQTT_FLEET_M9'
+
+
+def test_gaps_and_counter_resets_add_no_damage() -> None:
+    estimator = Estimator()
+    estimator.on_motor(MotorSample(0.0, 'M', True, 5.0, 150.0, 0, 1000))
+    # The node restarted: a day without data, its start counter back at 1.
+    estimator.on_motor(MotorSample(86_400.0, 'M', True, 1.2, 30.0, 0, 1))
+    motor = estimator.motors['M']
+    assert motor.gaps == 1
+    assert motor.damage == 0.0
+
+
+def test_config_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match='failure_excess_a'):
+        EstimatorConfig(failure_excess_a=0.0)
+    with pytest.raises(ValueError, match='clear_factor'):
+        EstimatorConfig(clear_factor=0.5)
+
+
+class Belt:
+    """The belt motor and its barriers as edges and samples."""
+
+    def __init__(self, estimator: Estimator) -> None:
+        self.estimator = estimator
+        self.encoder = 0
+        self.t = 0.0
+
+    def idle(self, seconds: float) -> None:
+        end = self.t + seconds
+        while self.t < end:
+            self.t += 1.0
+            self.estimator.on_motor(
+                MotorSample(self.t, 'CONV_M1', False, 0.05, 30.0, self.encoder, 0)
+            )
+
+    def move(self, roller_mm: float, belt_mm: float) -> None:
+        """Run the belt; the trail sensor sees ``belt_mm`` of it; L2 sees a workpiece pass."""
+        self.estimator.on_edge(SensorEdge(self.t + 0.2, 'CONV_L2_PROCESS', True))
+        self.estimator.on_edge(SensorEdge(self.t + 0.6, 'CONV_L2_PROCESS', False))
+        for k in range(int(belt_mm / 10.0)):
+            self.estimator.on_edge(SensorEdge(self.t + 0.01 * k, 'CONV_T1_TRAIL', True))
+            self.estimator.on_edge(SensorEdge(self.t + 0.01 * k + 0.005, 'CONV_T1_TRAIL', False))
+        self.t += 1.0
+        self.encoder += round(roller_mm * 18.75)
+        self.estimator.on_motor(MotorSample(self.t, 'CONV_M1', True, 1.2, 30.0, self.encoder, 0))
+
+    def ghost(self, sensor_id: str) -> None:
+        self.estimator.on_edge(SensorEdge(self.t + 0.3, sensor_id, True))
+        self.estimator.on_edge(SensorEdge(self.t + 0.35, sensor_id, False))
+
+    def alerts(self) -> list[AlertEvent]:
+        return self.estimator.check(self.t, [])
+
+
+def test_ghost_readings_on_a_still_belt_are_flagged_on_that_sensor_only() -> None:
+    estimator = Estimator()
+    belt = Belt(estimator)
+    for _ in range(20):  # normal passages: never ghosts
+        belt.move(100.0, 100.0)
+        belt.idle(30)
+    assert belt.alerts() == []
+    onset = belt.t
+    raised: list[AlertEvent] = []
+    for _ in range(5):
+        belt.ghost('CONV_L3_EXIT')
+        belt.idle(60)
+        raised += belt.alerts()
+    assert [(a.component_id, a.code) for a in raised] == [('CONV_L3_EXIT', 'GHOST_READINGS')]
+    assert raised[0].time_s - onset <= 3600.0
+    belt.idle(3700)
+    assert [a.code for a in belt.alerts()] == ['GHOST_READINGS_CLEARED']
+
+
+def test_a_stuck_barrier_and_belt_slip_are_flagged() -> None:
+    estimator = Estimator()
+    belt = Belt(estimator)
+    for _ in range(60):
+        belt.move(100.0, 100.0)
+    assert estimator.sensors.slip == pytest.approx(0.0, abs=0.03)
+    assert belt.alerts() == []
+    estimator.on_edge(SensorEdge(belt.t, 'CONV_L1_ENTRY', True))
+    for _ in range(20):
+        belt.move(100.0, 100.0)
+    assert [(a.component_id, a.code) for a in belt.alerts()] == [('CONV_L1_ENTRY', 'SENSOR_STUCK')]
+    estimator.on_edge(SensorEdge(belt.t, 'CONV_L1_ENTRY', False))
+    for _ in range(120):
+        belt.move(100.0, 70.0)
+    assert estimator.sensors.slip == pytest.approx(0.3, abs=0.03)
+    codes = [a.code for a in belt.alerts()]
+    assert codes == ['SENSOR_STUCK_CLEARED', 'BELT_SLIP']

@@ -1,0 +1,130 @@
+"""Group commit on SQLite, PostgreSQL and MariaDB: concurrent writes share one transaction, and
+a refused or failing write in a group leaves the others committed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from stf_nodes.scheduler import CommandQueue, CommandRecord, CommandStatus, Rejected
+from stf_nodes.scheduler.group_commit import GroupCommitter
+from tests.conftest import wait_until
+
+
+def _reserved(queue: CommandQueue) -> dict[str, int | None]:
+    with queue._engine.connect() as connection:
+        rows = connection.execute(text('SELECT slot, reserved_by FROM inventory'))
+        return {slot: reserved for slot, reserved in rows}
+
+
+def test_a_refused_request_in_a_group_leaves_the_others(queue: CommandQueue) -> None:
+    outcomes = queue.commit_group(
+        [
+            queue.process_write(source_slot='A1'),
+            queue.process_write(source_slot='A1'),  # A1 is reserved by the first one now
+            queue.process_write(source_slot='B2'),  # empty
+            queue.process_write(source_slot='A2'),
+        ]
+    )
+    first, reserved, empty, last = outcomes
+    assert isinstance(first, CommandRecord) and isinstance(last, CommandRecord)
+    assert isinstance(reserved, Rejected) and 'reserved by command' in reserved.reason
+    assert isinstance(empty, Rejected) and 'empty' in empty.reason
+    assert [c.id for c in queue.list()] == [last.id, first.id]
+    assert _reserved(queue)['A1'] == first.id and _reserved(queue)['A2'] == last.id
+
+
+def test_a_write_failing_halfway_is_undone_alone(queue: CommandQueue) -> None:
+    """A database error after a write's first statements (on PostgreSQL it aborts the
+    transaction) undoes the group, which runs again a write at a time: the failing write's
+    insert is gone, the others are committed."""
+
+    def fails_after_inserting(session: Session) -> Any:
+        queue.process_write(source_slot='A3')(session)
+        session.execute(text('INSERT INTO no_such_table VALUES (1)'))
+
+    before = queue.process_write(source_slot='A1')
+    after = queue.process_write(source_slot='A2')
+    outcomes = queue.commit_group([before, fails_after_inserting, after])
+    assert isinstance(outcomes[1], SQLAlchemyError)
+    assert {c.source_slot for c in queue.list()} == {'A1', 'A2'}
+    assert _reserved(queue)['A3'] is None
+    assert all(c.status == CommandStatus.PENDING for c in queue.list())
+
+
+def test_cancels_and_orders_share_a_group(queue: CommandQueue) -> None:
+    queued = queue.submit_process(source_slot='A1')
+    cancelled, again, unknown = queue.commit_group(
+        [
+            queue.cancel_write(queued.id),
+            queue.process_write(source_slot='A1'),  # free again after the cancel
+            queue.cancel_write(queued.id + 1000),
+        ]
+    )
+    assert cancelled.command.status == CommandStatus.CANCELLED
+    assert again.source_slot == 'A1' and _reserved(queue)['A1'] == again.id
+    assert isinstance(unknown, Rejected)
+
+
+def test_requests_arriving_during_a_commit_form_the_next_group(
+    queue: CommandQueue, engine: Engine
+) -> None:
+    commits: list[int] = []
+    event.listen(engine, 'commit', lambda _: commits.append(1))
+    started, release = threading.Event(), threading.Event()
+    first = queue.process_write(source_slot='A1')
+
+    def slow_first(session: Session) -> Any:
+        started.set()
+        release.wait(10)
+        return first(session)
+
+    outcomes: list[Any] = []
+    committer = GroupCommitter(queue)
+    try:
+        committer.submit(slow_first, outcomes.append)
+        assert started.wait(10)
+        for slot in ('A2', 'A3', 'B3', 'A2'):  # the second A2 is refused, alone
+            committer.submit(queue.process_write(source_slot=slot), outcomes.append)
+        release.set()
+        wait_until(lambda: len(outcomes) == 5)
+    finally:
+        committer.close()
+    assert len(commits) == 2  # the first alone, then the four that waited, together
+    assert [type(o).__name__ for o in outcomes] == ['CommandRecord'] * 4 + ['Rejected']
+    assert len(queue.list()) == 4
+
+
+def test_a_failed_transaction_fails_the_whole_group(queue: CommandQueue, engine: Engine) -> None:
+    """An error of the transaction itself (here: its commit) reaches every request of the
+    group, and nothing of it is in the database."""
+    outcomes: list[Any] = []
+
+    def refuse_commit(_: Any) -> None:
+        raise SQLAlchemyError('commit failed')
+
+    committer = GroupCommitter(queue)
+    started, release = threading.Event(), threading.Event()
+
+    def blocker(session: Session) -> Any:
+        started.set()
+        release.wait(10)
+        return queue.process_write(source_slot='A1')(session)
+
+    try:
+        committer.submit(blocker, outcomes.append)
+        assert started.wait(10)
+        event.listen(engine, 'commit', refuse_commit)
+        committer.submit(queue.process_write(source_slot='A2'), outcomes.append)
+        committer.submit(queue.process_write(source_slot='A3'), outcomes.append)
+        release.set()
+        wait_until(lambda: len(outcomes) == 3)
+    finally:
+        event.remove(engine, 'commit', refuse_commit)
+        committer.close()
+    assert all(isinstance(o, SQLAlchemyError) for o in outcomes)
+    assert queue.list() == ()
