@@ -67,11 +67,10 @@ STANDARD_TOPIC_TYPES = [
 def project_types() -> list[str]:
     """Every message type on the project's wire: its own messages, the standard topics it
     uses, and the request, response and event message of every service it serves."""
-    store = interfaces._store()
     own = [name for name in interfaces.list_interfaces() if name.startswith('stf_msgs/msg/')]
     services = [
         f'{name}_{part}'
-        for name in sorted(store.stf_services)
+        for name in sorted(interfaces._service_names())
         for part in ('Request', 'Response', 'Event')
     ]
     return own + STANDARD_TOPIC_TYPES + services

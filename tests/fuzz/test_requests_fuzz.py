@@ -28,7 +28,7 @@ from tests.fuzz.common import CASES, FUZZ, hostile_float, hostile_int, hostile_t
 
 pytestmark = pytest.mark.fuzz
 
-SERVICES = sorted(s for s in interfaces._store().stf_services if s.startswith('stf_msgs/'))
+SERVICES = sorted(s for s in interfaces._service_names() if s.startswith('stf_msgs/'))
 
 
 def _hostile_value(desc: Any) -> st.SearchStrategy[Any]:
