@@ -204,7 +204,7 @@ class _Parser:
         for key_node, value_node in node.value:
             key = self.loader.construct_object(key_node, deep=True)
             where = f'{field}.{key}' if field else str(key)
-            if key not in keys:
+            if not isinstance(key, str) or key not in keys:
                 known = ', '.join(keys)
                 raise self.error(key_node, where, f'unknown key; known keys: {known}')
             if key in found:
