@@ -69,7 +69,7 @@ _STD_INTERFACES_DIR = Path(__file__).with_name('std_interfaces')
 
 _NUMPY_DTYPES = {
     'bool': np.bool_,
-    'byte': np.uint8,
+    'byte': np.int8,  # as rosbags decodes it
     'char': np.uint8,
     'int8': np.int8,
     'uint8': np.uint8,
@@ -85,7 +85,7 @@ _NUMPY_DTYPES = {
 _INT_RANGES = {
     'int8': (-(2**7), 2**7 - 1),
     'uint8': (0, 2**8 - 1),
-    'byte': (0, 2**8 - 1),
+    'byte': (-(2**7), 2**8 - 1),  # an octet: rosbags decodes a scalar byte as int8
     'char': (0, 2**8 - 1),
     'int16': (-(2**15), 2**15 - 1),
     'uint16': (0, 2**16 - 1),
@@ -442,7 +442,9 @@ def _convert(desc: Any, value: Any, path: str) -> Any:
     if kind == Nodetype.NAME:
         return from_data(rest, value, path=path)
     if kind == Nodetype.BASE:
-        return _convert_base(rest[0], rest[1], value, path)
+        value = _convert_base(rest[0], rest[1], value, path)
+        # rosbags packs `byte` as int8: 255 is sent as the octet -1 is
+        return value - 256 if rest[0] == 'byte' and value > 127 else value
     sub, length = rest
     if isinstance(value, (str, bytes)) and not (
         sub[0] == Nodetype.BASE

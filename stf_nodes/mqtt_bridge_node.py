@@ -144,7 +144,8 @@ class MqttBridgeNode(runtime.Node):
         password = declare(
             'password',
             os.environ.get('MQTT_PASSWORD', ''),
-            description='MQTT password (prefer env MQTT_PASSWORD: parameters can be read)',
+            description='MQTT password (default: env MQTT_PASSWORD); the graph sees *** only',
+            secret=lambda _: '***',
         ).value
         keepalive_s = declare(
             'keepalive_s', 60, description='MQTT keep-alive', unit='s', low=0

@@ -53,7 +53,7 @@ from stf_nodes.recorder.database import RecorderDatabase
 from stf_nodes.runtime import names
 from stf_nodes.runtime.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
 from stf_nodes.sim import Conveyor, Hbw, Vgr
-from stf_nodes.storage import DEFAULT_DATABASE_URL, SchemaError, normalize_url
+from stf_nodes.storage import DEFAULT_DATABASE_URL, SchemaError, shown_url
 
 Alert = interfaces.get_message_class('stf_msgs/msg/Alert')
 Header = interfaces.get_message_class('std_msgs/msg/Header')
@@ -95,6 +95,7 @@ class RecorderNode(runtime.Node):
             'db_url',
             os.environ.get('DATABASE_URL', DEFAULT_DATABASE_URL),
             description='SQLAlchemy URL of the database the history goes to',
+            secret=shown_url,
         ).value
         self._topics = list(
             self.declare_parameter(
@@ -154,11 +155,11 @@ class RecorderNode(runtime.Node):
                 'buffer_messages and batch_messages must be >= 1, flush_period_s and '
                 'diagnostics_rate > 0'
             )
+        self._shown_url = shown_url(db_url)
         try:
-            self._shown_url = normalize_url(db_url).render_as_string(hide_password=True)
             self._database = RecorderDatabase(db_url)
         except Exception as exc:  # an unparseable URL or a missing driver: a bad parameter
-            raise ValueError(f'db_url {db_url!r} is not usable: {exc}') from exc
+            raise ValueError(f'db_url {self._shown_url} is not usable: {exc}') from exc
 
         self._buffer = MessageBuffer(capacity)
         self._core = RecorderCore(known_components=known, warn=self._warn_from_writer)

@@ -77,7 +77,7 @@ from stf_nodes.scheduler.records import CancelOutcome, CommandRecord, LeaseLost,
 from stf_nodes.scheduler.routes import PlanSettings
 from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings, Severity
 from stf_nodes.station_clients import STATE_TYPES, StationClients, workpiece_msg
-from stf_nodes.storage import DEFAULT_DATABASE_URL, make_engine, upgrade_schema
+from stf_nodes.storage import DEFAULT_DATABASE_URL, make_engine, shown_url, upgrade_schema
 from stf_nodes.validation import quote, request_problem
 
 ProcessOrder = interfaces.get_service('stf_msgs/srv/ProcessOrder')
@@ -106,6 +106,7 @@ class SchedulerNode(runtime.Node):
             'db_url',
             os.environ.get('DATABASE_URL', DEFAULT_DATABASE_URL),
             description='SQLAlchemy URL of the command queue and inventory',
+            secret=shown_url,
         ).value
         stations = tuple(
             self.declare_parameter(

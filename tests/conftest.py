@@ -124,3 +124,15 @@ def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
         if time.monotonic() > deadline:
             raise AssertionError('condition not met in time')
         time.sleep(interval)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many cases each fuzz target ran (tests/fuzz/common.py counts them)."""
+    from tests.fuzz.common import CASES, EXAMPLES
+
+    if not CASES:
+        return
+    terminalreporter.section(f'fuzz cases (STF_FUZZ_EXAMPLES={EXAMPLES} per test)')
+    for target, count in sorted(CASES.items()):
+        terminalreporter.write_line(f'{target:<40} {count:>8}')
+    terminalreporter.write_line(f'{"total":<40} {sum(CASES.values()):>8}')

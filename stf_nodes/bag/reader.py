@@ -57,6 +57,7 @@ from stf_nodes.bag.metadata import (
     replay_qos,
 )
 from stf_nodes.runtime.qos import DurabilityPolicy, QoSProfile
+from stf_nodes.validation import quote
 
 __all__ = ['BagMessage', 'BagReader', 'TopicInfo']
 
@@ -333,7 +334,16 @@ class BagReader:
             )
 
     def _listed_files(self, metadata: BagMetadata) -> list[Path]:
-        listed = [self.path / p for p in metadata.relative_file_paths]
+        listed = []
+        for name in metadata.relative_file_paths:
+            # rosbag2 lists plain file names; a path out of the bag directory is not followed.
+            if Path(name).name == name and name != '..':
+                listed.append(self.path / name)
+            else:
+                self.problems.append(
+                    f'{quote(name)}: listed in {METADATA_FILE} but not a file name in the bag; '
+                    'ignored'
+                )
         found = []
         for file in listed:
             if file.is_file():

@@ -115,6 +115,8 @@ def load_yaml(text: str, what: str) -> Any:
         return yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         raise CliError(f'{what} is not valid YAML: {exc}') from exc
+    except RecursionError:
+        raise CliError(f'{what} is nested too deeply') from None
 
 
 def build_message(type_name: str, text: str, what: str) -> Any:

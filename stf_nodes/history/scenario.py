@@ -154,7 +154,10 @@ class _Parser:
         )
 
     def parse(self, text: str) -> Scenario:
-        loader = yaml.SafeLoader(text)
+        try:
+            loader = yaml.SafeLoader(text)
+        except yaml.YAMLError as exc:  # a character YAML does not allow (the reader checks)
+            raise ScenarioError(f'{self.source}:1: not valid YAML: {exc}') from exc
         try:
             root = loader.get_single_node()
             if root is None:
@@ -177,6 +180,8 @@ class _Parser:
             line = mark.line + 1 if mark is not None else 1
             problem = getattr(exc, 'problem', None) or str(exc)
             raise ScenarioError(f'{self.source}:{line}: not valid YAML: {problem}') from exc
+        except RecursionError:
+            raise ScenarioError(f'{self.source}: nested too deeply') from None
         finally:
             loader.dispose()
         if not name.strip():
@@ -199,7 +204,7 @@ class _Parser:
         for key_node, value_node in node.value:
             key = self.loader.construct_object(key_node, deep=True)
             where = f'{field}.{key}' if field else str(key)
-            if key not in keys:
+            if not isinstance(key, str) or key not in keys:
                 known = ', '.join(keys)
                 raise self.error(key_node, where, f'unknown key; known keys: {known}')
             if key in found:

@@ -80,6 +80,8 @@ _REQUIRED = {
 }
 _NAME_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 _OUTPUTS = ('screen', 'log', 'both')
+#: Deepest element nesting accepted (the tree is walked recursively).
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +179,10 @@ def _read_xml(path: Path) -> _Element:
     roots: list[_Element] = []
 
     def start(tag: str, attrib: dict[str, str]) -> None:
+        if len(stack) >= MAX_DEPTH:
+            raise LaunchError(
+                f'{path}:{parser.CurrentLineNumber}: elements nested deeper than {MAX_DEPTH}'
+            )
         element = _Element(tag=tag, attrib=attrib, children=[], line=parser.CurrentLineNumber)
         (stack[-1].children if stack else roots).append(element)
         stack.append(element)

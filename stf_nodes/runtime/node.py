@@ -107,6 +107,7 @@ class Node:
 
         self._parameters: dict[str, Any] = {}
         self._descriptors: dict[str, Any] = {}
+        self._shown: dict[str, Callable[[Any], Any]] = {}  # secrets: what the graph sees
         self._allow_undeclared = allow_undeclared_parameters
         self._on_set_callbacks: list[Callable[[list[Parameter]], Any]] = []
         self.callback_errors = 0
@@ -411,10 +412,16 @@ class Node:
         high: float | None = None,
         read_only: bool = False,
         dynamic_typing: bool = False,
+        secret: Callable[[Any], Any] | None = None,
     ) -> Parameter:
         """Declare a parameter with its default, as rclpy does, and its descriptor: what it
         means (``description``), its ``unit`` and, for a number, its range (``low``..``high``,
-        enforced on the override and on every set)."""
+        enforced on the override and on every set).
+
+        ``secret`` marks a value that holds a credential (a password, a database URL with
+        one): the node uses the value, but everything the graph can read (the
+        ``get_parameters`` service, ``/parameter_events``, so `stf param get/dump` and any
+        recording of the events) shows ``secret(value)`` instead. rclpy has no such notion."""
         if name in self._parameters:
             raise ParameterError(f'parameter {name!r} is already declared')
         chosen = self._overrides.get(name, value)
@@ -445,6 +452,8 @@ class Node:
             raise ParameterError(refusal)
         self._parameters[name] = chosen
         self._descriptors[name] = descriptor
+        if secret is not None:
+            self._shown[name] = secret
         self._announce_parameters(new=[Parameter(name, chosen)])
         return Parameter(name, chosen)
 
@@ -498,6 +507,14 @@ class Node:
     def _remove_parameter(self, name: str) -> None:
         del self._parameters[name]
         self._descriptors.pop(name, None)
+        self._shown.pop(name, None)
+
+    def _public(self, parameter: Parameter) -> Parameter:
+        """The parameter as the graph may see it (a secret's value hidden)."""
+        shown = self._shown.get(parameter.name)
+        if shown is None or parameter.value is None:
+            return parameter
+        return Parameter(parameter.name, shown(parameter.value))
 
     def _announce_parameters(
         self,
@@ -513,8 +530,8 @@ class Node:
             parameter_event(
                 self.get_fully_qualified_name(),
                 self._clock.now().to_msg(),
-                new=new or (),
-                changed=changed or (),
+                new=[self._public(p) for p in new or ()],
+                changed=[self._public(p) for p in changed or ()],
                 deleted=deleted or (),
             )
         )
@@ -619,7 +636,8 @@ class Node:
 
     def _srv_get(self, request: Any, response: Any) -> Any:
         response.values = [
-            Parameter(n, self._parameters.get(n)).to_value_msg() for n in request.names
+            self._public(Parameter(n, self._parameters.get(n))).to_value_msg()
+            for n in request.names
         ]
         return response
 

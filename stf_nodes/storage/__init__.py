@@ -9,7 +9,7 @@ database to the newest revision (``schema``, Alembic).
 from __future__ import annotations
 
 from stf_nodes.storage import history
-from stf_nodes.storage.db import DEFAULT_DATABASE_URL, make_engine, normalize_url
+from stf_nodes.storage.db import DEFAULT_DATABASE_URL, make_engine, normalize_url, shown_url
 from stf_nodes.storage.models import Base
 from stf_nodes.storage.schema import (
     SchemaError,
@@ -31,5 +31,6 @@ __all__ = [
     'history',
     'make_engine',
     'normalize_url',
+    'shown_url',
     'upgrade_schema',
 ]

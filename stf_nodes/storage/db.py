@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = 'sqlite:///./stf_digital_twin.db'
 DEFAULT_BUSY_TIMEOUT_S = 10.0
@@ -45,6 +46,15 @@ def normalize_url(url: str | URL) -> URL:
     if parsed.get_backend_name() in ('mysql', 'mariadb') and 'charset' not in parsed.query:
         parsed = parsed.update_query_dict({'charset': 'utf8mb4'})
     return parsed
+
+
+def shown_url(url: str | URL) -> str:
+    """``url`` as it may be logged or shown to the graph: its password hidden (the whole URL
+    when it does not parse, as it may still hold one)."""
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return '***'
 
 
 def make_engine(

@@ -76,10 +76,16 @@ def _convert_floats(values: Sequence[Any] | np.ndarray) -> list[Any]:
 
 
 def _convert_text(values: Sequence[Any] | np.ndarray, length: int | None) -> list[Any]:
+    """Text as every backend stores it: cut to the column's length, NUL (which PostgreSQL
+    refuses, failing the whole batch) replaced by U+FFFD."""
     out = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    if length:
-        return [v[:length] if isinstance(v, str) and len(v) > length else v for v in out]
-    return out
+    return [_storable(v, length) if isinstance(v, str) else v for v in out]
+
+
+def _storable(text: str, length: int | None) -> str:
+    if '\x00' in text:
+        text = text.replace('\x00', '\ufffd')
+    return text[:length] if length and len(text) > length else text
 
 
 class BulkWriter:

@@ -28,6 +28,7 @@ from stf_nodes.scheduler_node import SchedulerNode
 from stf_nodes.storage import make_engine
 from stf_nodes.workpieces import rack_slots
 from tests.conftest import REPO_ROOT, Processes, foreign_peer_config, wait_until
+from tests.fuzz.common import CASES
 from tests.scheduler.conftest import STOCK
 from tests.storage.conftest import scratch_databases  # noqa: F401 - fixture
 
@@ -463,3 +464,49 @@ def test_a_request_left_over_by_a_deposed_leader_queues_nothing(
     finally:
         node.destroy_node()
         context.shutdown()
+
+
+# -- hostile requests (issue 17: fuzzing; one live round per kind of service) --------------
+
+StationTask = interfaces.get_service('stf_msgs/srv/StationTask')
+HUGE = 'x' * 100_000
+SQL = "'; DROP TABLE commands;--"
+
+HOSTILE: list[tuple[Any, str, dict[str, Any]]] = [
+    (StationTask, 'stf/hbw/task', {'task': HUGE}),
+    (StationTask, 'stf/hbw/task', {'task': 'fetch', 'target': '../../etc/passwd'}),
+    (StationTask, 'stf/hbw/task', {'task': 'fetch', 'target': 'A1', 'value': math.nan}),
+    (StationTask, 'stf/hbw/task', {'task': SQL, 'key': 'a\x00b', 'fencing_token': -5}),
+    (StationTask, 'stf/hbw/task',
+     {'task': 'store', 'target': 'C3', 'workpiece': WorkpieceMsg(id=SQL, flavor=SQL, status=250)}),
+    (ProcessOrder, 'stf/order/process', {'flavor': SQL}),
+    (ProcessOrder, 'stf/order/process', {'source_slot': '../../etc/passwd'}),
+    (ProcessOrder, 'stf/order/process', {'flavor': HUGE, 'priority': -(2**31)}),
+    (InjectFault, 'stf/fault/inject', {'component_id': SQL, 'fault': 'STALL'}),
+    (InjectFault, 'stf/fault/inject', {'component_id': 'HBW_M1', 'fault': 'OVERCURRENT',
+                                       'magnitude': math.inf}),
+    (InjectFault, 'stf/fault/inject', {'component_id': 'HBW_M1', 'fault': '$(id)',
+                                       'magnitude': -1.0, 'duration_s': -math.inf}),
+    (InjectFault, 'stf/fault/inject', {'component_id': 'HBW_M1', 'fault': 'OVERCURRENT',
+                                       'magnitude': -1e308}),
+]  # fmt: skip
+
+
+@pytest.mark.fuzz
+def test_hostile_requests_are_refused_and_nothing_breaks(
+    client: Client,
+    processes: Processes,
+    tmp_path: Path,
+) -> None:
+    scheduler = Scheduler(processes, f'db_url:=sqlite:///{tmp_path / "stf.db"}', client)
+    scheduler.start()
+    for srv, name, fields in HOSTILE:
+        reply = client.call(srv, name, **fields)
+        assert not reply.accepted, (name, fields, reply)
+        assert 0 < len(reply.message) < 500, reply.message
+        CASES['live: ' + srv.name.rsplit('/', 1)[-1]] += 1
+    assert scheduler.process.poll() is None
+    assert client.commands() == {}  # nothing was queued, the table is there
+    reply = client.call(ProcessOrder, 'stf/order/process', flavor='choco')
+    assert reply.accepted, reply.message
+    client.wait_finished(reply.command_id, timeout=60)
