@@ -67,6 +67,7 @@ def session_config(
     """
     variable = 'ZENOH_SESSION_CONFIG_URI' if mode == 'peer' else 'ZENOH_ROUTER_CONFIG_URI'
     uri = os.environ.get(variable)
+    config: zenoh.Config
     if uri:
         config = zenoh.Config.from_file(uri)
         if mode == 'router':  # one file can serve the router and the nodes
