@@ -44,6 +44,7 @@ from stf_nodes.launcher.commands import node_executables
 from stf_nodes.launcher.compose import node_class
 from stf_nodes.launcher.model import LaunchError
 from stf_nodes.launcher.parser import load_launch
+from stf_nodes.messages import STATE_TYPES
 from stf_nodes.runtime.router import free_port, is_listening
 
 LAUNCH_DIR = Path(__file__).resolve().parents[1] / 'launch'
@@ -51,7 +52,6 @@ FACTORY = LAUNCH_DIR / 'factory.launch.xml'
 FLEET = LAUNCH_DIR / 'fleet.launch.xml'
 TICKS = os.sysconf('SC_CLK_TCK')
 UP_TIMEOUT_S = 300.0
-STATE_TYPES = {'hbw': 'HbwState', 'vgr': 'VgrState', 'conveyor': 'ConveyorState'}
 IDLE_NODE = 'from stf_nodes import runtime\nruntime.run_node(lambda: runtime.Node("idle"), [])\n'
 
 
@@ -227,7 +227,6 @@ def baseline(window: float, cwd: Path) -> tuple[Usage, Usage]:
         router.stop()
 
 
-STATIONS = ('hbw', 'vgr', 'conveyor')
 HOLDS_HZ = 9.5  # the state topics publish at 10 Hz; 5 % below is still holding it
 
 
@@ -254,7 +253,7 @@ def state_rates(run: Run, count: int, window: float) -> tuple[Usage, dict[str, f
     node = runtime.Node('fleet_bench', context=context)
     counts: dict[str, int] = {}
     for k in range(1, count + 1):
-        for station in STATIONS:
+        for station in STATE_TYPES:
             topic = f'/factory_{k}/stf/{station}/state'
             counts[topic] = 0
 
@@ -262,7 +261,7 @@ def state_rates(run: Run, count: int, window: float) -> tuple[Usage, dict[str, f
                 counts[topic] += 1
 
             node.create_subscription(
-                interfaces.get_message_class(f'stf_msgs/msg/{STATE_TYPES[station]}'),
+                interfaces.get_message_class(STATE_TYPES[station]),
                 topic,
                 on_state,
                 10,

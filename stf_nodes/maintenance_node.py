@@ -35,7 +35,7 @@ from stf_nodes.maintenance.estimator import (
     MotorSample,
     SensorEdge,
 )
-from stf_nodes.messages import log_alert
+from stf_nodes.messages import STATE_TYPES, log_alert
 from stf_nodes.runtime.clock import Time
 from stf_nodes.runtime.qos import QoSProfile
 
@@ -46,11 +46,7 @@ DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticAr
 DiagnosticStatus = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticStatus')
 KeyValue = interfaces.get_message_class('diagnostic_msgs/msg/KeyValue')
 
-STATE_TOPICS = {
-    'stf/hbw/state': 'stf_msgs/msg/HbwState',
-    'stf/vgr/state': 'stf_msgs/msg/VgrState',
-    'stf/conveyor/state': 'stf_msgs/msg/ConveyorState',
-}
+STATE_TOPICS = {f'stf/{station}/state': type_name for station, type_name in STATE_TYPES.items()}
 NO_SEVERITY = 255
 RELIABLE_EVENTS = QoSProfile(depth=100)
 _DIAGNOSTIC_LEVEL = {

@@ -10,6 +10,13 @@ from stf_nodes.sim import Flavor, Workpiece, WorkpieceStatus
 WorkpieceMsg = get_message_class('stf_msgs/msg/Workpiece')
 AlertMsg = get_message_class('stf_msgs/msg/Alert')
 
+#: The state message type of each station node (published on `stf/<station>/state`).
+STATE_TYPES = {
+    'hbw': 'stf_msgs/msg/HbwState',
+    'vgr': 'stf_msgs/msg/VgrState',
+    'conveyor': 'stf_msgs/msg/ConveyorState',
+}
+
 
 def workpiece_to_msg(workpiece: Workpiece | None) -> Any:
     """An empty `Workpiece` message (id '') stands for no workpiece."""

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from stf_nodes import interfaces, runtime
 from stf_nodes.process import exit_process
 from stf_nodes.recorder.core import (
-    STATE_TYPES,
+    STATE_TYPE_NAMES,
     SUPPORTED_TYPES,
     MessageBuffer,
     Received,
@@ -197,7 +197,7 @@ class RecorderNode(runtime.Node):
         if topic in self._subscribed or type_name not in SUPPORTED_TYPES:
             return
         parts = entry.strip('/').split('/')
-        station = parts[1] if type_name in STATE_TYPES and len(parts) == 3 else ''
+        station = parts[1] if type_name in STATE_TYPE_NAMES and len(parts) == 3 else ''
         source = Source(topic=topic, type_name=type_name, factory=factory, station=station)
         latched = entry in LATCHED or self._offered_latched(topic)
         qos = QoSProfile(

@@ -69,14 +69,14 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes import interfaces, runtime
-from stf_nodes.messages import log_alert
+from stf_nodes.messages import STATE_TYPES, log_alert
 from stf_nodes.process import exit_process
 from stf_nodes.scheduler.group_commit import GroupCommitter
 from stf_nodes.scheduler.queue import CommandQueue, Write
 from stf_nodes.scheduler.records import CancelOutcome, CommandRecord, LeaseLost, Rejected
 from stf_nodes.scheduler.routes import PlanSettings
 from stf_nodes.scheduler.runner import CommandRunner, RunnerSettings, Severity
-from stf_nodes.station_clients import STATE_TYPES, StationClients, workpiece_msg
+from stf_nodes.station_clients import StationClients, workpiece_msg
 from stf_nodes.storage import DEFAULT_DATABASE_URL, make_engine, shown_url, upgrade_schema
 from stf_nodes.validation import quote, request_problem
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.messages import STATE_TYPES
 from stf_nodes.scheduler.records import InventorySlot, Workpiece, WorkpieceStatus
 from stf_nodes.scheduler.runner import (
     Contents,
@@ -44,12 +45,6 @@ TaskStatusMsg = interfaces.get_message_class('stf_msgs/msg/TaskStatus')
 WorkpieceMsg = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 InventorySlotMsg = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
 
-#: The state message type of each station node.
-STATE_TYPES = {
-    'hbw': 'stf_msgs/msg/HbwState',
-    'conveyor': 'stf_msgs/msg/ConveyorState',
-    'vgr': 'stf_msgs/msg/VgrState',
-}
 _SERVICES = {
     'task': StationTask,
     'restore': RestoreStation,

@@ -22,13 +22,9 @@ import numpy as np
 
 from stf_nodes import interfaces
 from stf_nodes.bag.writer import StorageOptions, open_bag
+from stf_nodes.messages import STATE_TYPES
 from stf_nodes.runtime import QoSProfile, qos_profile_latched
 
-STATE_TYPES = {
-    'hbw': 'stf_msgs/msg/HbwState',
-    'vgr': 'stf_msgs/msg/VgrState',
-    'conveyor': 'stf_msgs/msg/ConveyorState',
-}
 _MSG = {
     name: interfaces.get_message_class(f'stf_msgs/msg/{name}')
     for name in ('MotorState', 'SensorState', 'CommandStatus', 'Alert', 'Inventory',

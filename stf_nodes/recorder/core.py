@@ -39,12 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stf_nodes import interfaces
+from stf_nodes.messages import STATE_TYPES
 from stf_nodes.storage.history import COMPONENT_LEN
 
-STATE_TYPES = frozenset(
-    {'stf_msgs/msg/HbwState', 'stf_msgs/msg/VgrState', 'stf_msgs/msg/ConveyorState'}
-)
-SUPPORTED_TYPES = STATE_TYPES | {
+STATE_TYPE_NAMES = frozenset(STATE_TYPES.values())
+SUPPORTED_TYPES = STATE_TYPE_NAMES | {
     'stf_msgs/msg/MotorState',
     'stf_msgs/msg/SensorState',
     'stf_msgs/msg/CommandStatus',
@@ -349,7 +348,7 @@ class RecorderCore:
 
     def _rows(self, item: Received, message: Any, batch: Batch) -> None:
         type_name = item.source.type_name
-        if type_name in STATE_TYPES:
+        if type_name in STATE_TYPE_NAMES:
             self._state_rows(item, message, batch)
         elif type_name == 'stf_msgs/msg/MotorState':
             self._motor_row(item, message, self._time_us(item, None), '', batch)

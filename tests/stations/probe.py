@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.messages import STATE_TYPES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FACTORY_YAML = REPO_ROOT / 'config' / 'factory.yaml'
@@ -34,11 +35,7 @@ Workpiece = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 Alert = interfaces.get_message_class('stf_msgs/msg/Alert')
 DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticArray')
 TFMessage = interfaces.get_message_class('tf2_msgs/msg/TFMessage')
-STATE_TYPES = {
-    'hbw': interfaces.get_message_class('stf_msgs/msg/HbwState'),
-    'vgr': interfaces.get_message_class('stf_msgs/msg/VgrState'),
-    'conveyor': interfaces.get_message_class('stf_msgs/msg/ConveyorState'),
-}
+STATE_CLASSES = {s: interfaces.get_message_class(t) for s, t in STATE_TYPES.items()}
 FINISHED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.ABORTED)
 #: Enough depth that a burst of events is never dropped from a subscription's queue.
 EVENTS = runtime.QoSProfile(depth=1000)
@@ -122,7 +119,7 @@ class FactoryProbe:
         self.clients: dict[tuple[str, str], runtime.Client] = {}
         for station in STATIONS:
             self.node.create_subscription(
-                STATE_TYPES[station], f'/stf/{station}/state', self.states[station].append, EVENTS
+                STATE_CLASSES[station], f'/stf/{station}/state', self.states[station].append, EVENTS
             )
             self.node.create_subscription(
                 TaskStatus, f'/stf/{station}/task_status', self.task_status.append, EVENTS

@@ -27,6 +27,7 @@ from foxglove.channels import FrameTransformsChannel, LogChannel, SceneUpdateCha
 from stf_nodes import interfaces
 from stf_nodes.bridges.foxglove.scene import FactoryGeometry, SceneBuilder
 from stf_nodes.bridges.foxglove.schemas import log_from_rosout
+from stf_nodes.messages import STATE_TYPES
 
 ROSOUT = '/rosout'
 LOG_TOPIC = '/foxglove/rosout'
@@ -34,7 +35,6 @@ SCENE_SUFFIX = '/foxglove/scene'
 TF_SUFFIX = '/foxglove/tf'
 STATIONS = ('hbw', 'vgr', 'conveyor')
 SCENE, TF, LOG = 'scene', 'tf', 'log'
-_STATE_TYPES = {station: f'stf_msgs/msg/{station.capitalize()}State' for station in STATIONS}
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class DerivedChannel:
                 interfaces.deserialize(payload, 'tf2_msgs/msg/TFMessage')
             )
         station = source.rsplit('/', 2)[-2]
-        return self.builder.update(interfaces.deserialize(payload, _STATE_TYPES[station]))
+        return self.builder.update(interfaces.deserialize(payload, STATE_TYPES[station]))
 
     def snapshot(self, *, replace: bool = False) -> Any | None:
         """The whole scene, for a client that just subscribed (scenes only); `replace` first

@@ -60,14 +60,11 @@ from foxglove.messages import (
     Vector3,
 )
 
+from stf_nodes.messages import STATE_TYPES
 from stf_nodes.sim import ConveyorConfig, HbwConfig, VgrConfig
 from stf_nodes.sim.params import ParameterConfig
 
-STATE_TYPES = {
-    'stf_msgs/msg/HbwState': 'hbw',
-    'stf_msgs/msg/VgrState': 'vgr',
-    'stf_msgs/msg/ConveyorState': 'conveyor',
-}
+STATION_OF_TYPE = {type_name: station for station, type_name in STATE_TYPES.items()}
 
 #: Station state codes (`*State.STATE_*`) as shown in labels.
 STATE_NAMES = {
@@ -268,7 +265,7 @@ class SceneBuilder:
 
     def update(self, state: Any) -> SceneUpdate | None:
         """The changes one station state brings (None if nothing changed)."""
-        station = STATE_TYPES.get(getattr(state, '__msgtype__', ''))
+        station = STATION_OF_TYPE.get(getattr(state, '__msgtype__', ''))
         if station is None:
             raise ValueError(f'not a station state: {type(state).__name__}')
         stamp = Timestamp(state.header.stamp.sec, state.header.stamp.nanosec)
