@@ -161,6 +161,7 @@ def test_garbage_from_a_dds_peer_leaves_the_graph_working(dds_factory: DdsFactor
         garbage.communicate(timeout=15)
 
 
+@pytest.mark.faults_long
 def test_participant_storm_leaves_the_bridge_and_graph_working(dds_factory: DdsFactory) -> None:
     assert dds_factory.client('storm', timeout=60)[0]['participants'] == 100
 

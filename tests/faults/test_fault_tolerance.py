@@ -420,11 +420,8 @@ def operators(router_port: int) -> Iterator[list[Operator]]:
         user.close()
 
 
-@pytest.mark.parametrize(
-    'replicas',
-    [2, pytest.param(1, marks=pytest.mark.faults_long)],
-    ids=['hot-standby', 'one-scheduler'],
-)
+@pytest.mark.faults_long
+@pytest.mark.parametrize('replicas', [2, 1], ids=['hot-standby', 'one-scheduler'])
 @pytest.mark.timeout(900)
 def test_nothing_lost_under_kill_9_router_crash_and_restart(
     replicas: int, launches: list[Launch], operators: list[Operator], tmp_path: Path

@@ -220,4 +220,4 @@ def test_bad_db_url_is_a_clean_fatal_error(processes: Processes, router: str) ->
     recorder = start_recorder(processes, 'nosuch://x')
     output = recorder.communicate(timeout=30)[0]
     assert recorder.returncode == exit_codes.CONFIG
-    assert "db_url 'nosuch://x' is not usable" in output
+    assert 'db_url nosuch://x is not usable' in output
