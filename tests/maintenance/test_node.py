@@ -5,7 +5,6 @@ parameters so that sim minutes play the part of hours."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from tests.stations.probe import (
     FactoryProbe,
     node_command,
     start_factory,
+    stop_all,
     wait_for,
     workpiece,
 )
@@ -63,15 +63,7 @@ def live(router: str) -> Iterator[tuple[FactoryProbe, subprocess.Popen[str]]]:
         yield probe, maintenance
     finally:
         probe.close()
-        for process in nodes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in nodes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(nodes)
 
 
 def belt_health(probe: FactoryProbe) -> float:

@@ -10,6 +10,7 @@ sequence as `tests/sim/harness.py`. Used by the station tests and by `bench/stat
 from __future__ import annotations
 
 import collections
+import signal
 import subprocess
 import sys
 import threading
@@ -281,3 +282,16 @@ def sensor(state: Any, sensor_id: str) -> Any:
 
 def slot_contents(state: Any) -> dict[str, tuple[str, str, int]]:
     return {s.slot: (s.workpiece.id, s.workpiece.flavor, s.workpiece.status) for s in state.slots}
+
+
+def stop_all(nodes: list[subprocess.Popen[str]]) -> None:
+    """SIGINT to every node still running, then wait for each (kill after 10 s)."""
+    for process in nodes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in nodes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

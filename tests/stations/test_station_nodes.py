@@ -11,7 +11,6 @@ except that motor health only goes down.
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from tests.stations.probe import (
     sensor,
     slot_contents,
     start_factory,
+    stop_all,
     wait_for,
     workpiece,
 )
@@ -43,15 +43,7 @@ OK, WARN, DIAG_ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
 def factory(router: str) -> Iterator[list[subprocess.Popen[str]]]:
     nodes = start_factory(TIME_SCALE)
     yield nodes
-    for process in nodes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-    for process in nodes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_all(nodes)
 
 
 @pytest.fixture(scope='module')
