@@ -165,14 +165,22 @@ def test_play_pause_seek_speed_and_the_scene_at_that_moment(served: str) -> None
         mark = len(client.arrivals)
         state = client.playback_control('pause', seek_ns=target)
         assert (state.status, state.did_seek, state.current_time) == ('paused', True, target)
-        # After the seek: the belt state of that moment and the scene rebuilt from it.
+
+        # After the seek: the belt state of that moment and the scene rebuilt from it. Messages
+        # already on their way may come before the state; what follows the state is the moment
+        # seeked to: its time, the last belt state at or before it, the scene.
+        def after_the_state() -> list[tuple]:
+            after = list(client.arrivals)[mark:]
+            kinds = [a[0] for a in after]
+            return after[kinds.index('state') :] if 'state' in kinds else []
+
         client.wait_for(
-            lambda: any(a[0] == 'data' and a[1] == scene for a in list(client.arrivals)[mark:])
+            lambda: (
+                any(a[0] == 'data' and a[1] == scene for a in after_the_state())
+                and any(a[0] == 'time' for a in after_the_state())
+            )
         )
-        after = list(client.arrivals)[mark:]
-        # Messages already on their way may come before the state; what follows the state is
-        # the moment seeked to: its time, the last belt state at or before it, the scene.
-        later = after[[a[0] for a in after].index('state') :]
+        later = after_the_state()
         assert next(a[1] for a in later if a[0] == 'time') == target
         primed = [a for a in later if a[0] == 'data' and a[1] == states]
         assert [a[2] for a in primed] == [T0 + 6 * SECOND]

@@ -283,6 +283,8 @@ class MqttProbe:
     def publish(
         self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
     ) -> None:
+        # After a broker restart the probe reconnects on its own (within a second or two).
+        wait_until(self.client.is_connected, timeout=30, interval=0.1)
         self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
