@@ -392,6 +392,11 @@ def decoder(name: str) -> Callable[[bytes | memoryview], Any]:
 
     Entities keep it, so the hot path does no name lookups. It raises SerdeError on
     malformed input.
+
+    Bytes after the message are ignored, as Fast-CDR's decoder ignores them: rmw_fastrtps hands
+    rclpy's serialized messages out in a buffer of the *estimated* size, which counts alignment
+    for empty 8-byte sequences that the encoder does not write (a `SetParameters` request with
+    one parameter carries 8 such bytes).
     """
     full = _resolve(name)
     decode_le = codec(full).decode
@@ -405,11 +410,9 @@ def decoder(name: str) -> Callable[[bytes | memoryview], Any]:
         if type(data) is not bytes:
             data = bytes(data)
         try:
-            message, pos = decode_le(data, 4)
+            message, _ = decode_le(data, 4)
         except (struct.error, UnicodeDecodeError, ValueError, IndexError, TypeError) as exc:
             raise SerdeError(f'could not deserialize {full}: {exc}') from exc
-        if pos + 3 < len(data):
-            raise SerdeError(f'{len(data) - pos} trailing bytes after {full}')
         return message
 
     return decode

@@ -47,12 +47,6 @@ def test_rclpy_parameter_client_lists_and_reads_hbw_parameters(dds_factory: DdsF
     assert lines[1] == {'step': 'get', 'value': 10.0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='CDR codec gap: Fast-CDR (rclpy, rmw_zenoh_cpp) aligns an EMPTY float64/int64 '
-    'sequence to 8 after its length, rosbags does not; an rclpy SetParameters request (empty '
-    'ParameterValue arrays) carries 8 bytes more than our decoder reads and is refused',
-)
 def test_rclpy_parameter_client_sets_an_hbw_parameter(dds_factory: DdsFactory) -> None:
     lines = dds_factory.client('set_param')
     assert lines[0] == {'step': 'set', 'results': [[True, '']]}
