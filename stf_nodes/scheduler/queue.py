@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -115,6 +115,10 @@ _RESERVE = (
     .where(_INVENTORY.c.slot == bindparam('slot_'))
     .values(reserved_by=bindparam('command_'))
 )
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_COMMAND = insert(_COMMANDS)
+#: The columns a new command is inserted with (the database numbers it).
+_INSERTED = tuple(column.key for column in _COMMANDS.c if not column.primary_key)
 _RELEASE = (
     update(_INVENTORY)
     .where(_INVENTORY.c.reserved_by == bindparam('command_'))
@@ -130,6 +134,7 @@ _CANCEL_PENDING = (
         finished_at=bindparam('now_'),
     )
 )
+_CANCEL_PENDING_RETURNING = _CANCEL_PENDING.returning(*_COMMANDS.c)
 _PENDING_CANCELLED = 'cancelled while queued'
 #: A request's reads and writes, run in a transaction it is given; returns the request's result.
 Write = Callable[[Session], Any]
@@ -137,6 +142,61 @@ Write = Callable[[Session], Any]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class _Group:
+    """What the writes of one transaction share (kept in its ``session.info``), so a group of
+    them costs few statements: the rack's rows, read and locked by the first write that needs
+    them, with the reservations made and released since; and the reservations and journal
+    events still to be written, by one statement each in ``flush`` before the commit. A
+    write's reads of the rack therefore see the writes before it, as if each had run alone."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Row[Any]] | None = None
+        self._reserved: dict[str, int | None] = {}
+        self._changed: set[str] = set()
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    def of(cls, session: Session) -> _Group:
+        group = session.info.get(_Group)
+        if group is None:
+            group = session.info[_Group] = cls()
+        return group
+
+    def rack(
+        self, connection: Connection, slots: Sequence[str]
+    ) -> tuple[dict[str, Row[Any]], dict[str, int | None]]:
+        """The rack's rows (locked for the transaction) and who has reserved each slot now."""
+        if self._rows is None:
+            self._rows = _read_rack_for_update(connection, slots)
+            self._reserved = {slot: row.reserved_by for slot, row in self._rows.items()}
+        return self._rows, self._reserved
+
+    def reserve(self, slot: str, command_id: int | None) -> None:
+        self._reserved[slot] = command_id
+        self._changed.add(slot)
+
+    def release(self, connection: Connection, command_id: int) -> None:
+        """Free the slot ``command_id`` reserved."""
+        if self._rows is None:  # not read yet: whoever reads it later sees the change
+            connection.execute(_RELEASE, {'command_': command_id})
+            return
+        for slot, holder in self._reserved.items():
+            if holder == command_id:
+                self.reserve(slot, None)
+
+    def flush(self, connection: Connection) -> None:
+        """Write the reservations and events the writes left, one statement each."""
+        if self._changed:
+            changes = [
+                {'slot_': slot, 'command_': self._reserved[slot]} for slot in sorted(self._changed)
+            ]
+            connection.execute(_RESERVE, changes)
+            self._changed.clear()
+        if self.events:
+            connection.execute(_INSERT_EVENT, self.events)
+            self.events = []
 
 
 class CommandQueue:
@@ -282,11 +342,15 @@ class CommandQueue:
         leave part of it written: then the transaction is rolled back and each write runs
         again in a transaction of its own, so the error reaches only the request that caused
         it. An error of the group's transaction itself (its commit, a lost connection) is
-        raised: nothing of the group was committed."""
+        raised: nothing of the group was committed.
+
+        The writes share what they read and write of the rack (``_Group``): it is read and
+        locked once, and the reservations and journal events of the whole group are written
+        by one statement each after the last write, before the commit."""
         if len(writes) == 1:
             return [self._commit_alone(writes[0])]
         outcomes: list[Any] = []
-        write_failed = False
+        written = False
         try:
             with self._transaction() as session:
                 for write in writes:
@@ -294,11 +358,10 @@ class CommandQueue:
                         outcomes.append(write(session))
                     except Rejected as exc:
                         outcomes.append(exc)
-                    except SQLAlchemyError:
-                        write_failed = True
-                        raise
+                _Group.of(session).flush(session.connection())
+                written = True
         except SQLAlchemyError:
-            if not write_failed:
+            if written:
                 raise  # the commit: whether it happened is unknown, so nothing is run again
             return [self._commit_alone(write) for write in writes]
         return outcomes
@@ -311,13 +374,15 @@ class CommandQueue:
 
     def _commit(self, write: Write) -> Any:
         with self._transaction() as session:
-            return write(session)
+            result = write(session)
+            _Group.of(session).flush(session.connection())
+            return result
 
     def _submit_write(
         self, kind: CommandKind, *, slot: str, flavor: str, priority: int, workpiece_id: str = ''
     ) -> Write:
         return lambda session: self._submit(
-            session.connection(),
+            session,
             kind,
             slot=slot,
             flavor=flavor,
@@ -327,7 +392,7 @@ class CommandQueue:
 
     def _submit(
         self,
-        connection: Connection,
+        session: Session,
         kind: CommandKind,
         *,
         slot: str,
@@ -336,34 +401,29 @@ class CommandQueue:
         workpiece_id: str = '',
     ) -> CommandRecord:
         now = self._clock()
-        rows = _read_rack_for_update(connection, [slot] if slot else self.slots)
+        connection = session.connection()
+        group = _Group.of(session)
+        rows, reserved = group.rack(connection, self.slots)
         if kind is CommandKind.STORE and workpiece_id:
             _check_new_workpiece(connection, workpiece_id)
         if slot:
-            problem = _reservation_problem(rows.get(slot), slot) or _content_problem(
-                kind, rows[slot], flavor
-            )
+            problem = _reservation_problem(rows.get(slot), reserved.get(slot), slot)
+            problem = problem or _content_problem(kind, rows[slot], flavor)
             if problem:
                 raise Rejected(problem)
             chosen, how = rows[slot], 'requested'
         else:
-            chosen, how = _choose_slot(kind, rows, self.slots, flavor), 'chosen automatically'
+            chosen = _choose_slot(kind, rows, reserved, self.slots, flavor)
+            how = 'chosen automatically'
         if kind is CommandKind.STORE and not workpiece_id:
             workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
-        command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
-        command = replace(
-            command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
-        )
-        values = {
-            name: value
-            for name, value in asdict(command).items()
-            if name in _COMMANDS.c and name != 'id'
-        }
-        inserted = connection.execute(insert(_COMMANDS), values)
+        command = _new_command(kind, chosen, flavor, priority, workpiece_id, now, how)
+        values = {column: getattr(command, column) for column in _INSERTED}
+        inserted = connection.execute(_INSERT_COMMAND, values)
         (command_id,) = inserted.inserted_primary_key or (0,)
         command = replace(command, id=command_id)
-        connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
-        _add_event(connection, command, None, 'submitted', now)
+        group.reserve(chosen.slot, command.id)
+        group.events.append(_event_values(command, None, 'submitted', now))
         return command
 
     def cancel(self, command_id: int) -> CancelOutcome:
@@ -378,11 +438,19 @@ class CommandQueue:
         # depends on it); anything else takes the locking path below.
         connection = session.connection()
         values = {'id_': command_id, 'message_': _PENDING_CANCELLED, 'now_': now}
-        if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
-            connection.execute(_RELEASE, {'command_': command_id})
-            row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
-            cancelled = mapping.command_record(row.one())
-            _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+        if connection.dialect.update_returning:
+            row = connection.execute(_CANCEL_PENDING_RETURNING, values).first()
+        elif connection.execute(_CANCEL_PENDING, values).rowcount == 1:
+            row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id)).one()
+        else:
+            row = None
+        if row is not None:
+            group = _Group.of(session)
+            group.release(connection, command_id)
+            cancelled = mapping.command_record(row)
+            group.events.append(
+                _event_values(cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+            )
             return CancelOutcome(command=cancelled, stop_required=False)
         # Not PENDING above, so running (a command never returns to PENDING) or refused.
         running = _lock_command(session, command_id, _ACTIVE)
@@ -776,11 +844,11 @@ def _lock_command(
     return command
 
 
-def _reservation_problem(row: Row[Any] | None, slot: str) -> str | None:
+def _reservation_problem(row: Row[Any] | None, holder: int | None, slot: str) -> str | None:
     if row is None:
         return f'slot {slot} is not in the inventory'
-    if row.reserved_by is not None:
-        return f'slot {slot} is reserved by command {row.reserved_by}'
+    if holder is not None:
+        return f'slot {slot} is reserved by command {holder}'
     return None
 
 
@@ -800,11 +868,15 @@ def _content_problem(kind: CommandKind, row: Row[Any], flavor: str) -> str | Non
 
 
 def _choose_slot(
-    kind: CommandKind, rows: dict[str, Row[Any]], slots: Iterable[str], flavor: str
+    kind: CommandKind,
+    rows: dict[str, Row[Any]],
+    reserved: dict[str, int | None],
+    slots: Iterable[str],
+    flavor: str,
 ) -> Row[Any]:
     for slot in slots:
         row = rows.get(slot)
-        if row is not None and row.reserved_by is None and not _content_problem(kind, row, flavor):
+        if row is not None and reserved[slot] is None and not _content_problem(kind, row, flavor):
             return row
     if kind is CommandKind.STORE:
         raise Rejected('no free slot: every slot is occupied or reserved')
@@ -835,15 +907,17 @@ def _new_command(
     priority: int,
     workpiece_id: str,
     now: datetime,
+    how: str,
 ) -> CommandRecord:
-    """The record of a new command; its id is filled in after the insert."""
+    """The record of a new command (``how`` its slot was found); its id is filled in after the
+    insert."""
     slot = slot_row.slot
     if kind is CommandKind.STORE:
         source, target = '', slot
     else:
         flavor, workpiece_id = slot_row.flavor, slot_row.workpiece_id
         source, target = slot, (slot if kind is CommandKind.PROCESS else '')
-    return CommandRecord(
+    command = CommandRecord(
         id=0,
         kind=kind,
         status=CommandStatus.PENDING,
@@ -858,7 +932,9 @@ def _new_command(
         created_at=now,
         started_at=None,
         finished_at=None,
+        uid=uuid.uuid4().hex[:16],
     )
+    return replace(command, message=f'queued: {_describe(command)} ({how})')
 
 
 def _describe(command: CommandRow | CommandRecord) -> str:
@@ -928,23 +1004,30 @@ def _store_contents(row: InventoryRow, contents: InventorySlot, now: datetime) -
 
 
 def _add_event(
-    session: Session | Connection,
+    session: Session,
     command: CommandRow | CommandRecord,
     previous: CommandStatus | None,
     reason: str,
     now: datetime,
 ) -> None:
-    session.execute(
-        insert(_EVENTS),
-        {
-            'command_id': command.id,
-            'from_status': previous,
-            'to_status': command.status,
-            'step': command.step,
-            'reason': clean_text(reason, TEXT_LEN),
-            'at': now,
-        },
-    )
+    session.execute(_INSERT_EVENT, _event_values(command, previous, reason, now))
+
+
+def _event_values(
+    command: CommandRow | CommandRecord,
+    previous: CommandStatus | None,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A ``command_events`` row: ``command`` moved from ``previous`` to its status now."""
+    return {
+        'command_id': command.id,
+        'from_status': previous,
+        'to_status': command.status,
+        'step': command.step,
+        'reason': clean_text(reason, TEXT_LEN),
+        'at': now,
+    }
 
 
 def _add_inventory_event(
