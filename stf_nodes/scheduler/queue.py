@@ -17,9 +17,13 @@ Policies:
   (PROCESS: the slot its cookie comes from and returns to; STORE: the target; RETRIEVE: the
   source), so two queued commands never count on the same cookie or the same free slot; a
   command that ended with its cookie away from the rack (*stranded*) keeps the reservation
-  until the cookie is back (``returned``) or given up (``lost``). Submission locks the rows it
-  reads (``SELECT ... FOR UPDATE``; SQLite transactions are ``BEGIN IMMEDIATE``), so
-  concurrent submitters, even other processes, cannot reserve one slot twice.
+  until the cookie is back (``returned``) or given up (``lost``). Submissions and cancels
+  lock the rack's rows (``SELECT ... FOR UPDATE``, in slot order; SQLite transactions are
+  ``BEGIN IMMEDIATE``), so concurrent submitters, even other processes, cannot reserve one
+  slot twice.
+- **Group commit** (``commit_group``): the writes of concurrent requests run in one
+  transaction; they read the rack once and insert their commands, reservations and events
+  with one statement per table (``_Group``), each still validated and answered on its own.
 - **Order and exactly-once start.** ``peek_next`` names the PENDING command with the highest
   priority, oldest first; ``start`` moves it to IN_PROGRESS with a compare-and-set, so a
   command is started at most once even with several schedulers on one database.
@@ -116,14 +120,9 @@ _RESERVE = (
     .values(reserved_by=bindparam('command_'))
 )
 _INSERT_EVENT = insert(_EVENTS)
-_INSERT_COMMAND = insert(_COMMANDS)
+_INSERT_COMMANDS = insert(_COMMANDS).returning(_COMMANDS.c.id, _COMMANDS.c.uid)
 #: The columns a new command is inserted with (the database numbers it).
 _INSERTED = tuple(column.key for column in _COMMANDS.c if not column.primary_key)
-_RELEASE = (
-    update(_INVENTORY)
-    .where(_INVENTORY.c.reserved_by == bindparam('command_'))
-    .values(reserved_by=None)
-)
 _CANCEL_PENDING = (
     update(_COMMANDS)
     .where(_COMMANDS.c.id == bindparam('id_'), _COMMANDS.c.status == CommandStatus.PENDING)
@@ -147,15 +146,22 @@ def _utcnow() -> datetime:
 class _Group:
     """What the writes of one transaction share (kept in its ``session.info``), so a group of
     them costs few statements: the rack's rows, read and locked by the first write that needs
-    them, with the reservations made and released since; and the reservations and journal
-    events still to be written, by one statement each in ``flush`` before the commit. A
-    write's reads of the rack therefore see the writes before it, as if each had run alone."""
+    them, with the reservations made and released since; and the new commands, reservations
+    and journal events still to be written, by one statement each in ``flush`` before the
+    commit. A write's reads therefore see the writes before it, as if each had run alone.
+
+    A new command has no id until it is inserted: till then its reservation and its events
+    name it by its uid, and its write's result has id 0 (``result`` gives the final one).
+    Whatever needs the id or the row of a new command earlier inserts them all at once
+    (``insert_new``)."""
 
     def __init__(self) -> None:
         self._rows: dict[str, Row[Any]] | None = None
-        self._reserved: dict[str, int | None] = {}
+        self._reserved: dict[str, int | str | None] = {}
         self._changed: set[str] = set()
-        self.events: list[dict[str, Any]] = []
+        self._new: list[dict[str, Any]] = []
+        self._ids: dict[str, int] = {}
+        self._events: list[dict[str, Any]] = []
 
     @classmethod
     def of(cls, session: Session) -> _Group:
@@ -166,37 +172,79 @@ class _Group:
 
     def rack(
         self, connection: Connection, slots: Sequence[str]
-    ) -> tuple[dict[str, Row[Any]], dict[str, int | None]]:
+    ) -> tuple[dict[str, Row[Any]], dict[str, int | str | None]]:
         """The rack's rows (locked for the transaction) and who has reserved each slot now."""
         if self._rows is None:
             self._rows = _read_rack_for_update(connection, slots)
             self._reserved = {slot: row.reserved_by for slot, row in self._rows.items()}
         return self._rows, self._reserved
 
-    def reserve(self, slot: str, command_id: int | None) -> None:
-        self._reserved[slot] = command_id
-        self._changed.add(slot)
+    def holder(self, connection: Connection, slot: str) -> int | None:
+        """The id of the command that reserved ``slot`` (after ``rack``), or None."""
+        if isinstance(self._reserved.get(slot), str):
+            self.insert_new(connection)
+        holder = self._reserved.get(slot)
+        assert not isinstance(holder, str)
+        return holder
 
-    def release(self, connection: Connection, command_id: int) -> None:
+    def add_command(self, command: CommandRecord, slot: str, now: datetime) -> None:
+        """Insert ``command`` (id 0, a new uid) with its reservation of ``slot``."""
+        self._new.append({column: getattr(command, column) for column in _INSERTED})
+        self._reserve(slot, command.uid)
+        self.add_event(command, None, 'submitted', now)
+
+    def add_event(
+        self, command: CommandRecord, previous: CommandStatus | None, reason: str, now: datetime
+    ) -> None:
+        event = _event_values(command, previous, reason, now)
+        event['command_id'] = command.id or command.uid
+        self._events.append(event)
+
+    def release(self, connection: Connection, slots: Sequence[str], command_id: int) -> None:
         """Free the slot ``command_id`` reserved."""
-        if self._rows is None:  # not read yet: whoever reads it later sees the change
-            connection.execute(_RELEASE, {'command_': command_id})
-            return
+        self.rack(connection, slots)
         for slot, holder in self._reserved.items():
             if holder == command_id:
-                self.reserve(slot, None)
+                self._reserve(slot, None)
+
+    def _reserve(self, slot: str, holder: int | str | None) -> None:
+        self._reserved[slot] = holder
+        self._changed.add(slot)
+
+    def insert_new(self, connection: Connection) -> bool:
+        """Insert the new commands (one statement), named by id from now on; whether there
+        were any."""
+        if not self._new:
+            return False
+        inserted = connection.execute(_INSERT_COMMANDS, self._new)
+        self._ids.update({row.uid: row.id for row in inserted})
+        self._new = []
+        for slot, holder in self._reserved.items():
+            if isinstance(holder, str):
+                self._reserved[slot] = self._ids[holder]
+        for event in self._events:
+            if isinstance(event['command_id'], str):
+                event['command_id'] = self._ids[event['command_id']]
+        return True
 
     def flush(self, connection: Connection) -> None:
-        """Write the reservations and events the writes left, one statement each."""
+        """Write what the writes left, one statement per table."""
+        self.insert_new(connection)
         if self._changed:
             changes = [
                 {'slot_': slot, 'command_': self._reserved[slot]} for slot in sorted(self._changed)
             ]
             connection.execute(_RESERVE, changes)
             self._changed.clear()
-        if self.events:
-            connection.execute(_INSERT_EVENT, self.events)
-            self.events = []
+        if self._events:
+            connection.execute(_INSERT_EVENT, self._events)
+            self._events = []
+
+    def result(self, outcome: Any) -> Any:
+        """A write's result after ``flush``: a new command with its id."""
+        if isinstance(outcome, CommandRecord) and not outcome.id:
+            return replace(outcome, id=self._ids[outcome.uid])
+        return outcome
 
 
 class CommandQueue:
@@ -358,13 +406,14 @@ class CommandQueue:
                         outcomes.append(write(session))
                     except Rejected as exc:
                         outcomes.append(exc)
-                _Group.of(session).flush(session.connection())
+                group = _Group.of(session)
+                group.flush(session.connection())
                 written = True
         except SQLAlchemyError:
             if written:
                 raise  # the commit: whether it happened is unknown, so nothing is run again
             return [self._commit_alone(write) for write in writes]
-        return outcomes
+        return [group.result(outcome) for outcome in outcomes]
 
     def _commit_alone(self, write: Write) -> Any:
         try:
@@ -375,8 +424,9 @@ class CommandQueue:
     def _commit(self, write: Write) -> Any:
         with self._transaction() as session:
             result = write(session)
-            _Group.of(session).flush(session.connection())
-            return result
+            group = _Group.of(session)
+            group.flush(session.connection())
+            return group.result(result)
 
     def _submit_write(
         self, kind: CommandKind, *, slot: str, flavor: str, priority: int, workpiece_id: str = ''
@@ -405,9 +455,10 @@ class CommandQueue:
         group = _Group.of(session)
         rows, reserved = group.rack(connection, self.slots)
         if kind is CommandKind.STORE and workpiece_id:
+            group.insert_new(connection)  # they may carry it
             _check_new_workpiece(connection, workpiece_id)
         if slot:
-            problem = _reservation_problem(rows.get(slot), reserved.get(slot), slot)
+            problem = _reservation_problem(rows.get(slot), group.holder(connection, slot), slot)
             problem = problem or _content_problem(kind, rows[slot], flavor)
             if problem:
                 raise Rejected(problem)
@@ -418,12 +469,7 @@ class CommandQueue:
         if kind is CommandKind.STORE and not workpiece_id:
             workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
         command = _new_command(kind, chosen, flavor, priority, workpiece_id, now, how)
-        values = {column: getattr(command, column) for column in _INSERTED}
-        inserted = connection.execute(_INSERT_COMMAND, values)
-        (command_id,) = inserted.inserted_primary_key or (0,)
-        command = replace(command, id=command_id)
-        group.reserve(chosen.slot, command.id)
-        group.events.append(_event_values(command, None, 'submitted', now))
+        group.add_command(command, chosen.slot, now)
         return command
 
     def cancel(self, command_id: int) -> CancelOutcome:
@@ -444,14 +490,14 @@ class CommandQueue:
             row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id)).one()
         else:
             row = None
+        group = _Group.of(session)
         if row is not None:
-            group = _Group.of(session)
-            group.release(connection, command_id)
+            group.release(connection, self.slots, command_id)
             cancelled = mapping.command_record(row)
-            group.events.append(
-                _event_values(cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
-            )
+            group.add_event(cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
             return CancelOutcome(command=cancelled, stop_required=False)
+        if group.insert_new(connection):  # it may be one of them
+            return self._cancel(session, command_id)
         # Not PENDING above, so running (a command never returns to PENDING) or refused.
         running = _lock_command(session, command_id, _ACTIVE)
         if not running.cancel_requested:
@@ -870,7 +916,7 @@ def _content_problem(kind: CommandKind, row: Row[Any], flavor: str) -> str | Non
 def _choose_slot(
     kind: CommandKind,
     rows: dict[str, Row[Any]],
-    reserved: dict[str, int | None],
+    reserved: dict[str, int | str | None],
     slots: Iterable[str],
     flavor: str,
 ) -> Row[Any]:
