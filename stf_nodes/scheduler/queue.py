@@ -344,7 +344,9 @@ class CommandQueue:
     # Each submission and cancel is also available as a *write*: the request checked on its own
     # (raising Rejected at once), then a function doing its reads and writes in a transaction
     # it is given, so `commit_group` can run the writes of concurrent requests in one. A write
-    # raises Rejected only before its first change (commit_group relies on it).
+    # raises Rejected only before its first change (commit_group relies on it). Part of what it
+    # writes waits in the transaction's `_Group` until `commit_group` flushes it, which also
+    # gives a new command its id in the write's result.
 
     def process_write(self, *, source_slot: str = '', flavor: str = '', priority: int = 0) -> Write:
         """``submit_process`` as a write."""
@@ -392,9 +394,9 @@ class CommandQueue:
         it. An error of the group's transaction itself (its commit, a lost connection) is
         raised: nothing of the group was committed.
 
-        The writes share what they read and write of the rack (``_Group``): it is read and
-        locked once, and the reservations and journal events of the whole group are written
-        by one statement each after the last write, before the commit."""
+        The writes share the rack (``_Group``), read and locked once; the group's new
+        commands, reservations and journal events are written by one statement per table
+        after the last write, before the commit."""
         if len(writes) == 1:
             return [self._commit_alone(writes[0])]
         outcomes: list[Any] = []
