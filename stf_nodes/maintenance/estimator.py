@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Annotated, NamedTuple
 
+import numpy as np
+
 from stf_nodes.sim.params import Doc, ParameterConfig
 
 HOUR = 3600.0
@@ -101,7 +103,12 @@ class EstimatorConfig(ParameterConfig):
     min_bin_samples: Annotated[
         int, Doc('running samples a bin needs to count for the trend', low=1)
     ] = 3
-    trend_window_h: Annotated[float, Doc('hours of history behind a trend', low=0.0)] = 24.0
+    trend_window_h: Annotated[float, Doc('hours of history behind a trend, at least', low=0.0)] = (
+        24.0
+    )
+    max_trend_window_h: Annotated[
+        float, Doc('hours of history behind a friction trend, at most', low=0.0)
+    ] = 168.0
     wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
     wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
     friction_wear_per_ah: Annotated[
@@ -122,6 +129,10 @@ class EstimatorConfig(ParameterConfig):
     max_running_dt_s: Annotated[
         float, Doc('a running sample stands for at most this long', unit='s', low=0.0)
     ] = 5.0
+    max_excess_rise_a: Annotated[
+        float,
+        Doc('largest rise of the friction excess from one bin to the next', unit='A', low=0.0),
+    ] = 0.05
     repair_min_excess_a: Annotated[
         float, Doc('fitted excess above which a drop can mean a repair', unit='A', low=0.0)
     ] = 0.1
@@ -344,13 +355,29 @@ def current_levels(currents: list[float], width: float, share: float) -> list[fl
     return [statistics.median(g) for g in levels if len(g) >= share * len(ordered)]
 
 
-def _spread(residuals: list[float]) -> float:
-    return statistics.median(abs(r) for r in residuals)
+def cruise_level(currents: list[float], levels: list[float], width: float) -> float:
+    """The level most samples sit at: the motor cruising (the other levels are transients,
+    which a friction excess shifts only in part)."""
+    return max(levels, key=lambda level: sum(1 for i in currents if abs(i - level) <= width))
 
 
-def friction_residual(current: float, levels: list[float], excess: float) -> float:
-    """The sample's deviation from the level it belongs to, given the excess so far."""
-    return min((current - level - excess for level in levels), key=abs)
+def bin_excess(
+    currents: list[float], cruise: float, expected: float, width: float, max_rise: float
+) -> float:
+    """The friction excess of one bin: the shift of the cruise level to the densest cluster
+    of samples (within ``width``). Clusters more than ``max_rise`` above the excess so far
+    (``expected``) are transients, not friction, unless nothing else is there; clusters as
+    dense go to the one nearest ``expected``. Refined to the cluster's median."""
+    shifts = np.sort(np.asarray(currents) - cruise)
+    counts = np.searchsorted(shifts, shifts + width, 'right') - np.searchsorted(
+        shifts, shifts - width, 'left'
+    )
+    allowed = shifts <= max(expected, 0.0) + max_rise
+    if allowed.any():
+        counts = np.where(allowed, counts, 0)
+    best = shifts[counts == counts.max()]
+    shift = best[np.argmin(np.abs(best - expected))]
+    return float(np.median(shifts[np.abs(shifts - shift) <= width]))
 
 
 @dataclass
@@ -379,6 +406,7 @@ class MotorEstimator:
         self._fit = (0.0, 0.0, math.inf, 0.0, 0)  # a, b (per hour of x), se, r2, n
         self._fit_origin_h = 0.0
         self.levels: list[float] = []
+        self.cruise_a = math.nan
         self._baseline: list[float] = []
         self._started = False
 
@@ -430,9 +458,8 @@ class MotorEstimator:
             if self.hours:
                 self._close(self.hours[-1])
             self.hours.append(_Hour(start))
-            while (
-                self.hours and self.hours[0].start_s < start - 2 * self.config.trend_window_h * HOUR
-            ):
+            kept_h = max(2 * self.config.trend_window_h, self.config.max_trend_window_h)
+            while self.hours and self.hours[0].start_s < start - kept_h * HOUR:
                 self.hours.popleft()
         return self.hours[-1]
 
@@ -441,37 +468,43 @@ class MotorEstimator:
         self._baseline.append(current)
         if len(self._baseline) >= c.baseline_samples:
             self.levels = current_levels(self._baseline, c.level_width_a, c.level_share)
+            self.cruise_a = cruise_level(self._baseline, self.levels, c.level_width_a)
             self._baseline = []
 
     def _close(self, hour: _Hour) -> None:
         c = self.config
         if len(hour.currents) >= c.min_bin_samples:
             fitted = self._excess_now(hour.start_s)
-            tracked = [friction_residual(i, self.levels, fitted) for i in hour.currents]
-            fresh = [friction_residual(i, self.levels, 0.0) for i in hour.currents]
-            # Repaired: the samples left the fitted excess and sit on the levels again.
-            off = _spread(tracked)
-            if fitted > c.repair_min_excess_a and off > fitted / 2 and _spread(fresh) < off / 2:
-                hour.excess_a = statistics.median(fresh)
+            hour.excess_a = bin_excess(
+                hour.currents, self.cruise_a, fitted, c.level_width_a, c.max_excess_rise_a
+            )
+            # Repaired: the samples sit on the levels again (a bearing does not heal).
+            if fitted > c.repair_min_excess_a and hour.excess_a < c.repair_min_excess_a / 2:
                 self._repaired(hour)
-            else:
-                hour.excess_a = fitted + statistics.median(tracked)
+        hour.currents = []
         self._refit(hour.start_s + self.config.bin_s)
 
     def _repaired(self, hour: _Hour) -> None:
         self.repairs += 1
         self.damage = 0.0
-        kept = _Hour(hour.start_s, hour.currents, 0.0, hour.excess_a)
+        kept = _Hour(hour.start_s, [], 0.0, hour.excess_a)
         self.hours.clear()
         self.hours.append(kept)
 
     def _refit(self, now_s: float) -> None:
-        since = now_s - self.config.trend_window_h * HOUR
+        c = self.config
+        since = now_s - c.max_trend_window_h * HOUR
         points = [
-            ((h.start_s + self.config.bin_s / 2) / HOUR, h.excess_a)
+            ((h.start_s + c.bin_s / 2) / HOUR, h.excess_a)
             for h in self.hours
             if h.excess_a is not None and h.start_s >= since
         ]
+        # The trend runs from the onset (the last bin without excess), over trend_window_h
+        # at least: a growing friction is fitted on all of its growth.
+        start = now_s / HOUR - c.trend_window_h
+        onset = next((x for x, y in reversed(points) if y <= c.info_excess_a / 2), None)
+        start = min(start, points[0][0] if onset is None and points else onset or start)
+        points = [(x, y) for x, y in points if x >= start]
         if len(points) < 2:
             value = points[0][1] if points else 0.0
             self._fit = (value, 0.0, math.inf, 0.0, len(points))
