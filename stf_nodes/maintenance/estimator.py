@@ -46,7 +46,8 @@ Sensors (:class:`SensorMonitor`), from light-barrier edges and the belt motor's 
   sample after it: nothing can have passed. ``ghost_count`` of them within ``ghost_window_s``
   raise GHOST_READINGS, cleared after ``sensor_clear_s`` without one.
 - **stuck**: a light barrier triggered without interruption while the belt moved more than
-  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window).
+  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window),
+  unless the belt slipped over that travel (a workpiece left short: belt slip, not the sensor).
 - **belt slip**: the trail sensor's marks (one rising edge per ``trail_pitch_mm`` of belt
   travel) against the encoder's roller travel, over every ``slip_window_mm`` of roller travel.
 
@@ -617,6 +618,8 @@ _MOTOR_CODES = {
 class _Barrier:
     rise_s: float | None = None
     rise_belt_mm: float = 0.0
+    rise_roller_mm: float = 0.0
+    slip: float = 0.0  # belt slip over the travel since the rise
     ghosts: deque[float] = field(default_factory=deque)
     pending: list[tuple[float, float]] = field(default_factory=list)
     last_ghost_s: float = -math.inf
@@ -636,6 +639,7 @@ class SensorMonitor:
         self._roller_mm = 0.0
         self._belt_mm = 0.0
         self._belt_total_mm = 0.0
+        self._roller_total_mm = 0.0
 
     def on_edge(self, edge: SensorEdge) -> None:
         c = self.config
@@ -646,6 +650,8 @@ class SensorMonitor:
                 for sensor_id, watched in self.barriers.items():
                     if watched.rise_s is not None:
                         travel = self._belt_total_mm - watched.rise_belt_mm
+                        roller = self._roller_total_mm - watched.rise_roller_mm
+                        watched.slip = 1.0 - travel / roller if roller > 0 else 0.0
                         self.stuck[sensor_id] = travel > c.stuck_travel_mm
             return
         barrier = self.barriers.get(edge.sensor_id)
@@ -654,6 +660,7 @@ class SensorMonitor:
         if edge.triggered:  # a repeated rise (a reading missed in between) starts again
             barrier.rise_s = edge.time_s
             barrier.rise_belt_mm = self._belt_total_mm
+            barrier.rise_roller_mm = self._roller_total_mm
             self.stuck[edge.sensor_id] = False
         elif barrier.rise_s is not None:
             if edge.time_s - barrier.rise_s <= c.ghost_max_s:
@@ -665,7 +672,9 @@ class SensorMonitor:
         c = self.config
         moved = self._encoder is not None and sample.encoder_pulses != self._encoder
         if moved and self._encoder is not None:
-            self._roller_mm += abs(sample.encoder_pulses - self._encoder) / c.pulses_per_mm
+            roller = abs(sample.encoder_pulses - self._encoder) / c.pulses_per_mm
+            self._roller_mm += roller
+            self._roller_total_mm += roller
         if moved or sample.running:
             self._last_motion_s = sample.time_s
         self._encoder = sample.encoder_pulses
@@ -757,8 +766,10 @@ class Estimator:
                 ('GHOST_READINGS', message, float(recent), float(c.ghost_count)),
             )
             # A slipping belt can leave a workpiece under a barrier while the belt moves: not
-            # a stuck sensor, and the slip is what gets reported.
-            slipping = s.slip is not None and s.slip > c.slip_clear
+            # a stuck sensor, and the slip is what gets reported. The slip over the travel
+            # since the barrier rose counts too: a growing slip shows there before the next
+            # slip_window_mm measurement does.
+            slipping = (s.slip is not None and s.slip > c.slip_clear) or barrier.slip > c.slip_clear
             stuck = Level.WARNING if s.stuck[sensor_id] and not slipping else Level.NONE
             yield from self._latch(sensor_id, 'stuck').update(
                 time_s,

@@ -211,3 +211,20 @@ def test_a_stuck_barrier_and_belt_slip_are_flagged() -> None:
     assert estimator.sensors.slip == pytest.approx(0.3, abs=0.03)
     codes = [a.code for a in belt.alerts()]
     assert codes == ['SENSOR_STUCK_CLEARED', 'BELT_SLIP']
+
+
+def test_a_barrier_left_triggered_while_the_belt_starts_slipping_is_not_stuck() -> None:
+    """The slip since the barrier rose tells a workpiece left short by a slipping belt from a
+    stuck sensor before the slip_window_mm measurement catches up (issue 10, vgr_arm)."""
+    estimator = Estimator()
+    belt = Belt(estimator)
+    for _ in range(60):
+        belt.move(100.0, 100.0)
+    estimator.on_edge(SensorEdge(belt.t, 'CONV_L3_EXIT', True))
+    for _ in range(20):  # 1600 mm of belt under the barrier, the slip window not yet full
+        belt.move(100.0, 80.0)
+    assert estimator.sensors.stuck['CONV_L3_EXIT']
+    assert belt.alerts() == []
+    for _ in range(40):
+        belt.move(100.0, 80.0)
+    assert [(a.component_id, a.code) for a in belt.alerts()] == [('CONV_M1', 'BELT_SLIP')]
