@@ -454,6 +454,8 @@ class MotorEstimator:
         hour.damage += damage
 
     def _hour(self, time_s: float) -> _Hour:
+        if self.hours and 0.0 <= time_s - self.hours[-1].start_s < self.config.bin_s:
+            return self.hours[-1]
         start = math.floor(time_s / self.config.bin_s) * self.config.bin_s
         if not self.hours or self.hours[-1].start_s != start:
             if self.hours:
@@ -539,13 +541,11 @@ class MotorEstimator:
         friction_conf = max(0.0, r2) * min(1.0, n / 8.0) if significant else 0.0
 
         health = max(0.0, 1.0 - self.damage)
-        rates = [self._damage_rate(time_s, k * c.trend_window_h) for k in (0.5, 1.0, 2.0)]
+        rates, bins = self._damage_rates(time_s, (0.5, 1.0, 2.0))
         left = max(0.0, health - c.threshold)
         ruls = [left / r if r > 0 else math.inf for r in rates]
         damage = (ruls[1], min(ruls), max(ruls))
-        since = time_s - c.trend_window_h * HOUR
-        observed = sum(1 for h in self.hours if h.start_s >= since) * c.bin_s / HOUR
-        damage_conf = min(1.0, observed / c.trend_window_h)
+        damage_conf = min(1.0, bins[1] * c.bin_s / HOUR / c.trend_window_h)
 
         if friction[0] < damage[0]:
             method, rul, conf = 'friction-trend', friction, friction_conf
@@ -570,9 +570,22 @@ class MotorEstimator:
             recommendation=_recommendation(self.motor_id, level, rul[0], excess),
         )
 
-    def _damage_rate(self, time_s: float, window_h: float) -> float:
-        since = time_s - window_h * HOUR
-        return sum(h.damage for h in self.hours if h.start_s >= since) / window_h
+    def _damage_rates(
+        self, time_s: float, factors: tuple[float, ...]
+    ) -> tuple[list[float], list[int]]:
+        """Damage per hour over ``factors`` times ``trend_window_h`` before ``time_s`` (ascending),
+        and the bins each window holds: one pass from the newest bin back."""
+        windows = [k * self.config.trend_window_h for k in factors]
+        sinces = [time_s - w * HOUR for w in windows]
+        damage, bins = [0.0] * len(windows), [0] * len(windows)
+        for hour in reversed(self.hours):
+            if hour.start_s < sinces[-1]:
+                break
+            for k, since in enumerate(sinces):
+                if hour.start_s >= since:
+                    damage[k] += hour.damage
+                    bins[k] += 1
+        return [d / w for d, w in zip(damage, windows, strict=True)], bins
 
     def level(self, e: Estimate, relax: float) -> Level:
         """The alert level of an estimate; ``relax`` > 1 widens the limits (clearing).
