@@ -9,16 +9,22 @@ Motors (:class:`MotorEstimator`), two degradation paths; the forecast takes the 
 that reaches the maintenance threshold first:
 
 - **friction trend** (``method = 'friction-trend'``). A motor's running current sits at a few
-  levels set by its motion (cruise, accelerating, the start transient); friction in a worn
-  bearing adds the same excess to all of them. The first ``baseline_samples`` running samples
-  teach the motor its levels (clusters within ``level_width_a``; the motion model learnt, not
-  configured). Every ``bin_s`` the excess is the median deviation of the bin's samples from
-  their nearest level, given the excess so far (tracking, so a shift larger than the gap
-  between two levels is not taken for the other level). A least-squares line through the
-  bins of the last ``trend_window_h`` gives the excess now and its growth; the motor is due
-  when the excess reaches ``failure_excess_a`` (the P-F threshold: a calibration of the line,
-  0.45 A by default), and RUL is the time for the line to get there. Band: the slope ±2
-  standard errors; confidence: the fit's R² times the share of ``trend_window_h`` with data.
+  levels set by its motion (cruise, accelerating, the start transient). The first
+  ``baseline_samples`` running samples teach the motor its levels (clusters within
+  ``level_width_a``; the motion model learnt, not configured) and its cruise level, the one
+  most samples sit at. Friction in a worn bearing adds its excess to the steady current: all
+  of it to the cruise level, only part of it to a transient (the inrush decays onto the
+  higher steady current). Every ``bin_s`` the excess is the shift from the cruise level to
+  the densest cluster of the bin's samples; clusters more than ``max_excess_rise_a`` above
+  the excess so far are transients, not friction, and clusters as dense go to the one nearest
+  the trend (a bin with one level only). So levels closer together than the excess (HBW_M1_X:
+  1.20, 1.28, 1.50 A) are not taken for one another. A least-squares line through the bins
+  since the onset (the last bin without excess; at least ``trend_window_h``, at most
+  ``max_trend_window_h``) gives the excess now and its growth: a growing friction is fitted on
+  all of its growth. The motor is due when the excess reaches ``failure_excess_a`` (the P-F
+  threshold: a calibration of the line, 0.45 A by default), and RUL is the time for the line
+  to get there. Band: the slope ±2 standard errors; confidence: the fit's R² times the number
+  of bins (full at 8).
 - **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
   coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
   friction wear proportional to the excess, overcurrent wear per ampere above
@@ -32,9 +38,9 @@ Levels: WARNING when the health is below ``warning_health`` or either RUL below
 its RUL below ``critical_rul_h`` with enough confidence): the friction threshold plans
 maintenance, it does not stop a line. INFO when the excess passes ``info_excess_a``.
 
-A repair shows as the friction falling back: a bin whose samples sit closer to the levels
-with no excess than with the fitted one (which was above ``repair_min_excess_a``; a bearing
-does not heal) resets both paths. Samples with a non-finite or absurd current are dropped and
+A repair shows as the friction falling back: a bin whose excess is below half
+``repair_min_excess_a`` while the fitted one was above it (a bearing does not heal) resets
+both paths. Samples with a non-finite or absurd current are dropped and
 counted; a pause longer than ``max_gap_s`` between two samples (a recorder drop, a node
 restart) is not integrated; a start counter that goes back (a restarted node) adds no starts.
 An unknown motor id gets an estimator of its own at its first sample (a fleet over MQTT).

@@ -211,7 +211,7 @@ def test_report_writes_charts_that_load_in_a_browser(history: Path, tmp_path: Pa
     for name in images:
         assert f'src="{name}"' in index
     assert 'Evaluation against the ground truth' in index
-    assert '<td>warning &gt;= 24 h before failure</td><td>met</td>' in index
+    assert '<td>warning &gt;= 24 h before a failure with a 48 h precursor</td><td>met</td>' in index
     chromium = shutil.which('chromium')
     if chromium is None:
         pytest.skip('Debian chromium not installed (apt-get install -y chromium): not rendered')

@@ -19,15 +19,24 @@ from stf_nodes.maintenance.estimator import (
 )
 
 HOUR = 3600.0
-LEVELS = (1.21, 1.35)  # cruise and accelerating, as CONV_M1 in the generated history
+# (current, weight, share of the friction excess it takes): cruise and accelerating, as CONV_M1
+LEVELS = ((1.21, 1.0, 1.0), (1.35, 1.0, 1.0))
+# HBW_M1_X: levels closer together than the excess; transients take only part of it
+CLOSE_LEVELS = ((1.20, 0.6, 1.0), (1.28, 0.15, 0.7), (1.50, 0.25, 0.75))
 
 
 class Motor:
     """A motor that runs 20 samples every hour with a friction excess of ``excess(t)``."""
 
-    def __init__(self, estimator: Estimator, motor_id: str = 'CONV_M1') -> None:
+    def __init__(
+        self,
+        estimator: Estimator,
+        motor_id: str = 'CONV_M1',
+        levels: tuple[tuple[float, float, float], ...] = LEVELS,
+    ) -> None:
         self.estimator = estimator
         self.motor_id = motor_id
+        self.levels = levels
         self.rng = random.Random(1)
         self.starts = 0
         self.events: list[AlertEvent] = []
@@ -39,7 +48,8 @@ class Motor:
                 now = t * HOUR + k * 30.0
                 self.starts += 1
                 extra = excess(now / HOUR)  # type: ignore[operator]
-                current = self.rng.choice(LEVELS) + extra + self.rng.gauss(0.0, 0.005)
+                level, _, share = self.rng.choices(self.levels, [w for _, w, _ in self.levels])[0]
+                current = level + share * extra + self.rng.gauss(0.0, 0.005)
                 self.estimator.on_motor(
                     MotorSample(now, self.motor_id, True, current, 30.0, 0, self.starts)
                 )
@@ -77,6 +87,20 @@ def test_growing_friction_gives_a_converging_rul_and_one_warning_before_the_thre
     assert warnings[0].time_s <= (failure_h - 24.0) * HOUR
     # The friction threshold plans maintenance; it never stops the line by itself.
     assert not [e for e in motor.events if e.severity == Level.CRITICAL]
+
+
+def test_levels_closer_than_the_excess_are_not_taken_for_one_another() -> None:
+    """HBW_M1_X's levels sit 0.08 and 0.3 A apart, less than the 0.45 A excess at failure, and
+    the friction grows in steps of 0.045 A (as a generated onset does): a step is not taken for
+    the next level (the level tracking before read 0.27 A here, and a RUL of 50 h)."""
+    estimator = Estimator()
+    motor = Motor(estimator, 'HBW_M1_X', CLOSE_LEVELS)
+    motor.run_hours(0.0, 24.0, lambda h: 0.0)
+    motor.run_hours(24.0, 100.0, lambda h: 0.045 * (max(0.0, h - 24.0) // 12))
+    forecast = estimator.forecasts(124.0 * HOUR)[0]
+    assert forecast.estimate.excess_current_a == pytest.approx(0.36, abs=0.02)
+    # 0.45 A comes with the step at 144 h; the line through the steps lags half a step (6 h).
+    assert 20.0 <= forecast.rul_h <= 30.0
 
 
 def test_a_repair_resets_the_estimate_and_clears_the_alert_once() -> None:
