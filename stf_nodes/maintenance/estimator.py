@@ -22,9 +22,13 @@ that reaches the maintenance threshold first:
   since the onset (the last bin without excess; at least ``trend_window_h``, at most
   ``max_trend_window_h``) gives the excess now and its growth: a growing friction is fitted on
   all of its growth. The motor is due when the excess reaches ``failure_excess_a`` (the P-F
-  threshold: a calibration of the line, 0.45 A by default), and RUL is the time for the line
-  to get there. Band: the slope ±2 standard errors; confidence: the fit's R² times the number
-  of bins (full at 8).
+  threshold: a calibration of the line, 0.45 A by default). RUL is the time for the upper
+  edge of the bins' scatter about the line to get there: the line plus sqrt(3) times the
+  residuals' standard deviation, the half-width of a uniform scatter, as a friction growing
+  in steps leaves about a line through it. Planning on that edge is the safe side: for a
+  friction that grows smoothly with noise it shortens the RUL by that much over the slope.
+  Band: the slope ±2 standard errors; confidence: the fit's R² times the number of bins (full
+  at 8).
 - **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
   coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
   friction wear proportional to the excess, overcurrent wear per ampere above
@@ -330,21 +334,22 @@ class Latch:
         return events
 
 
-def _line_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float, float]:
-    """Least squares y = a + b·x: (a, b, standard error of b, R²)."""
+def _line_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float, float, float]:
+    """Least squares y = a + b·x: (a, b, standard error of b, R², residual standard deviation)."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     syy = sum((y - my) ** 2 for y in ys)
     if sxx <= 0:
-        return my, 0.0, math.inf, 0.0
+        return my, 0.0, math.inf, 0.0, 0.0
     b = sxy / sxx
     a = my - b * mx
     residual = max(0.0, syy - b * sxy)
-    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else math.inf
+    sigma = math.sqrt(residual / (n - 2)) if n > 2 else 0.0
+    se = sigma / math.sqrt(sxx) if n > 2 else math.inf
     r2 = 1.0 - residual / syy if syy > 0 else 0.0
-    return a, b, se, r2
+    return a, b, se, r2, sigma
 
 
 def current_levels(currents: list[float], width: float, share: float) -> list[float]:
@@ -373,8 +378,9 @@ def bin_excess(
 ) -> float:
     """The friction excess of one bin: the shift of the cruise level to the densest cluster
     of samples (within ``width``). Clusters more than ``max_rise`` above the excess so far
-    (``expected``) are transients, not friction, unless nothing else is there; clusters as
-    dense go to the one nearest ``expected``. Refined to the cluster's median."""
+    (``expected``) are transients, not friction, unless nothing else is there (a step of the
+    friction larger than ``max_rise``); clusters as dense go to the one nearest ``expected``.
+    Refined to the cluster's median."""
     shifts = np.sort(np.asarray(currents) - cruise)
     counts = np.searchsorted(shifts, shifts + width, 'right') - np.searchsorted(
         shifts, shifts - width, 'left'
@@ -411,6 +417,7 @@ class MotorEstimator:
         self.repairs = 0
         self._last: MotorSample | None = None
         self._fit = (0.0, 0.0, math.inf, 0.0, 0)  # a, b (per hour of x), se, r2, n
+        self._sigma = 0.0  # residual standard deviation of the fit
         self._fit_origin_h = 0.0
         self.levels: list[float] = []
         self.cruise_a = math.nan
@@ -517,10 +524,13 @@ class MotorEstimator:
         if len(points) < 2:
             value = points[0][1] if points else 0.0
             self._fit = (value, 0.0, math.inf, 0.0, len(points))
+            self._sigma = 0.0
             self._fit_origin_h = now_s / HOUR
             return
         origin = points[-1][0]
-        a, b, se, r2 = _line_fit([x - origin for x, _ in points], [y for _, y in points])
+        a, b, se, r2, self._sigma = _line_fit(
+            [x - origin for x, _ in points], [y for _, y in points]
+        )
         self._fit = (a, b, se, r2, len(points))
         self._fit_origin_h = origin
 
@@ -535,7 +545,7 @@ class MotorEstimator:
         span = 1.0 - c.threshold
         _, b, se, r2, n = self._fit
         excess = max(0.0, self._excess_now(time_s))
-        room = max(0.0, c.failure_excess_a - excess)
+        room = max(0.0, c.failure_excess_a - excess - math.sqrt(3.0) * self._sigma)
         significant = n >= 3 and b > 0 and b > se
         if room == 0.0:
             friction = (0.0, 0.0, 0.0)
