@@ -162,6 +162,9 @@ class EstimatorConfig(ParameterConfig):
     critical_health: Annotated[
         float, Doc('estimated health below which a CRITICAL is raised', low=0.0)
     ] = 0.5
+    warning_confidence: Annotated[
+        float, Doc('confidence a RUL needs to raise a WARNING', low=0.0)
+    ] = 0.5
     critical_confidence: Annotated[
         float, Doc('confidence a RUL needs to raise a CRITICAL', low=0.0)
     ] = 0.5
@@ -249,6 +252,7 @@ class Estimate(NamedTuple):
 
     health: float  # damage path
     rul_h: float  # the nearer of both paths
+    rul_confidence: float
     damage_rul_h: float
     damage_confidence: float
     excess_current_a: float
@@ -569,7 +573,7 @@ class MotorEstimator:
         else:
             method, rul, conf = 'damage-rate', damage, damage_conf
             degradation = rates[1]
-        estimate = Estimate(health, rul[0], damage[0], damage_conf, excess)
+        estimate = Estimate(health, rul[0], conf, damage[0], damage_conf, excess)
         level = self.level(estimate, relax=1.0)
         return Forecast(
             component_id=self.motor_id,
@@ -615,7 +619,9 @@ class MotorEstimator:
             and e.damage_confidence >= c.critical_confidence
         ):
             return Level.CRITICAL
-        if e.health < c.warning_health + slack or e.rul_h < c.warning_rul_h * relax:
+        # A WARNING is raised on a RUL with confidence; once raised the RUL alone holds it.
+        confident = relax > 1 or e.rul_confidence >= c.warning_confidence
+        if e.health < c.warning_health + slack or (e.rul_h < c.warning_rul_h * relax and confident):
             return Level.WARNING
         if e.excess_current_a > c.info_excess_a / relax:
             return Level.INFO
@@ -836,6 +842,7 @@ def _finite(value: float) -> float:
 
 __all__ = [
     'AlertEvent',
+    'Estimate',
     'Estimator',
     'EstimatorConfig',
     'Forecast',

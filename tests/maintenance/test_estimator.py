@@ -10,9 +10,11 @@ import pytest
 
 from stf_nodes.maintenance.estimator import (
     AlertEvent,
+    Estimate,
     Estimator,
     EstimatorConfig,
     Level,
+    MotorEstimator,
     MotorSample,
     SensorEdge,
     current_levels,
@@ -253,3 +255,14 @@ def test_a_barrier_left_triggered_while_the_belt_starts_slipping_is_not_stuck() 
     for _ in range(40):
         belt.move(100.0, 80.0)
     assert [(a.component_id, a.code) for a in belt.alerts()] == [('CONV_M1', 'BELT_SLIP')]
+
+
+def test_a_warning_needs_a_confident_rul_and_is_held_by_the_rul_alone() -> None:
+    motor = MotorEstimator('HBW_M2_Y', EstimatorConfig())
+
+    def estimate(confidence: float) -> Estimate:
+        return Estimate(0.99, 20.0, confidence, math.inf, 1.0, 0.05)
+
+    assert motor.level(estimate(0.2), relax=1.0) is Level.NONE  # a trend of a few scattered bins
+    assert motor.level(estimate(0.8), relax=1.0) is Level.WARNING
+    assert motor.level(estimate(0.2), relax=1.5) is Level.WARNING  # raised: held
