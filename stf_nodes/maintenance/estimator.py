@@ -32,10 +32,14 @@ that reaches the maintenance threshold first:
 - **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
   coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
   friction wear proportional to the excess, overcurrent wear per ampere above
-  ``current_limit_a`` (not for a sample right after a start: the inrush); per hour and kelvin
-  above ``wear_temperature_c``; per start. The reported health is 1 minus the damage summed
-  since the last repair; its RUL extrapolates the damage of the last ``trend_window_h``
-  (calendar time, idle nights included); the band uses the rates over half and twice that.
+  ``current_limit_a`` (a sample right after a start may catch the inrush: the steady current,
+  cruise level plus excess, stands for it); per hour and kelvin above ``wear_temperature_c``;
+  per start, plus the overcurrent of its inrush (``inrush_current_a`` decaying with
+  ``inrush_tau_s`` onto the steady current: the data sheet's transient, integrated in closed
+  form; short moves between two samples show only as starts). The reported health is 1
+  minus the damage summed since the last repair; its RUL extrapolates the damage of the last
+  ``trend_window_h`` (calendar time, idle nights included); the band uses the rates over half
+  and twice that.
 
 Levels: WARNING when the health is below ``warning_health`` or either RUL below
 ``warning_rul_h``; CRITICAL only from the damage path (health below ``critical_health`` or
@@ -101,6 +105,12 @@ class EstimatorConfig(ParameterConfig):
     current_limit_a: Annotated[
         float, Doc('rated current; wear grows above it', unit='A', low=0.0)
     ] = 1.5
+    inrush_current_a: Annotated[
+        float, Doc('current at a start, decaying to the steady current', unit='A', low=0.0)
+    ] = 2.5
+    inrush_tau_s: Annotated[
+        float, Doc('decay time constant of the inrush current', unit='s', low=0.0)
+    ] = 0.15
     overcurrent_a: Annotated[
         float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
     ] = 3.0
@@ -371,6 +381,17 @@ def current_levels(currents: list[float], width: float, share: float) -> list[fl
     return [statistics.median(g) for g in levels if len(g) >= share * len(ordered)]
 
 
+def inrush_overcurrent_as(steady: float, inrush: float, limit: float, tau: float) -> float:
+    """Ampere-seconds above ``limit`` of one start's inrush, i = steady + (inrush - steady)·
+    exp(-t / tau) (the motor model's transient; 0 while ``steady`` is unknown, NaN)."""
+    if not math.isfinite(steady) or inrush <= limit or inrush <= steady:
+        return 0.0
+    if steady >= limit:  # the steady part is the running samples' overcurrent
+        return (inrush - steady) * tau
+    above_s = tau * math.log((inrush - steady) / (limit - steady))
+    return (steady - limit) * above_s + tau * (inrush - limit)
+
+
 def cruise_level(currents: list[float], levels: list[float], width: float) -> float:
     """The level most samples sit at: the motor cruising (the other levels are transients,
     which a friction excess shifts only in part)."""
@@ -453,12 +474,16 @@ class MotorEstimator:
             self.gaps += 1
             return
         damage = 0.0
+        excess = max(0.0, self._excess_now(last.time_s))
+        steady = self.cruise_a + excess  # NaN until the levels are learnt
         if last.running:
             run_h = min(dt, c.max_running_dt_s) / HOUR
-            excess = max(0.0, self._excess_now(last.time_s))
             damage += run_h * (c.wear_per_running_h + c.friction_wear_per_ah * excess)
-            if not last_started:
-                overcurrent = max(0.0, last.current_a - c.current_limit_a)
+            # Right after a start the sample may catch the inrush (accounted per start below):
+            # the steady current stands for it.
+            current = steady if last_started else last.current_a
+            if math.isfinite(current):
+                overcurrent = max(0.0, current - c.current_limit_a)
                 damage += run_h * c.wear_per_overcurrent_ah * overcurrent
         temperature = last.temperature_c
         if math.isfinite(temperature) and -50.0 < temperature < 400.0:
@@ -466,7 +491,10 @@ class MotorEstimator:
             damage += dt / HOUR * c.wear_per_kelvin_h * hot
         starts = sample.start_count - last.start_count
         if 0 < starts < 10_000:  # a counter that went back: the node restarted
-            damage += starts * c.wear_per_start
+            inrush = inrush_overcurrent_as(
+                steady, c.inrush_current_a, c.current_limit_a, c.inrush_tau_s
+            )
+            damage += starts * (c.wear_per_start + c.wear_per_overcurrent_ah * inrush / HOUR)
         self.damage += damage
         hour.damage += damage
 
@@ -852,4 +880,5 @@ __all__ = [
     'MotorSample',
     'SensorEdge',
     'SensorMonitor',
+    'inrush_overcurrent_as',
 ]

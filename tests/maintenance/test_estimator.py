@@ -18,6 +18,7 @@ from stf_nodes.maintenance.estimator import (
     MotorSample,
     SensorEdge,
     current_levels,
+    inrush_overcurrent_as,
 )
 
 HOUR = 3600.0
@@ -28,7 +29,8 @@ CLOSE_LEVELS = ((1.20, 0.6, 1.0), (1.28, 0.15, 0.7), (1.50, 0.25, 0.75))
 
 
 class Motor:
-    """A motor that runs 20 samples every hour with a friction excess of ``excess(t)``."""
+    """A motor that runs every ``step_h`` (20 one-second samples, one start) with a friction
+    excess of ``excess(t)``."""
 
     def __init__(
         self,
@@ -48,7 +50,7 @@ class Motor:
         while t < start_h + hours:
             for k in range(20):
                 now = t * HOUR + k * 30.0
-                self.starts += 1
+                self.starts += k == 0  # one start per run of 20 samples
                 extra = excess(now / HOUR)  # type: ignore[operator]
                 level, _, share = self.rng.choices(self.levels, [w for _, w, _ in self.levels])[0]
                 current = level + share * extra + self.rng.gauss(0.0, 0.005)
@@ -56,7 +58,7 @@ class Motor:
                     MotorSample(now, self.motor_id, True, current, 30.0, 0, self.starts)
                 )
                 self.estimator.on_motor(
-                    MotorSample(now + 5.0, self.motor_id, False, 0.05, 30.0, 0, self.starts)
+                    MotorSample(now + 1.0, self.motor_id, False, 0.05, 30.0, 0, self.starts)
                 )
             t += step_h
             now = t * HOUR
@@ -266,3 +268,20 @@ def test_a_warning_needs_a_confident_rul_and_is_held_by_the_rul_alone() -> None:
     assert motor.level(estimate(0.2), relax=1.0) is Level.NONE  # a trend of a few scattered bins
     assert motor.level(estimate(0.8), relax=1.0) is Level.WARNING
     assert motor.level(estimate(0.2), relax=1.5) is Level.WARNING  # raised: held
+
+
+@pytest.mark.parametrize('steady', [1.2, 1.45, 1.8])
+def test_the_inrush_overcurrent_of_a_start_is_the_integral_of_the_transient(
+    steady: float,
+) -> None:
+    """Closed form against a midpoint sum of (i - limit)+ over i = steady + (2.5 - steady)·
+    exp(-t / 0.15) (above the limit only the transient counts: the steady part is the running
+    samples' overcurrent)."""
+    dt = 1e-5
+    floor = max(1.5, steady)
+    numeric = sum(
+        max(0.0, steady + (2.5 - steady) * math.exp(-(k + 0.5) * dt / 0.15) - floor) * dt
+        for k in range(300_000)
+    )
+    assert inrush_overcurrent_as(steady, 2.5, 1.5, 0.15) == pytest.approx(numeric, rel=1e-3)
+    assert inrush_overcurrent_as(math.nan, 2.5, 1.5, 0.15) == 0.0  # levels not learnt yet
