@@ -492,6 +492,11 @@ class RecorderCore:
             health=f.health,
             degradation_per_h=f.degradation_per_h,
             remaining_useful_life_h=f.remaining_useful_life_h,
+            rul_lower_h=f.rul_lower_h,
+            rul_upper_h=f.rul_upper_h,
+            confidence=f.confidence,
+            method=f.method,
+            severity=int(f.severity),
             recommendation=f.recommendation,
         )
 

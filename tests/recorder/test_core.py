@@ -16,6 +16,7 @@ Workpiece = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 Log = interfaces.get_message_class('rcl_interfaces/msg/Log')
 DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticArray')
 DiagnosticStatus = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticStatus')
+HealthForecast = interfaces.get_message_class('stf_msgs/msg/HealthForecast')
 
 MOTORS = Source('/stf/motors', 'stf_msgs/msg/MotorState', 'factory_1')
 CONVEYOR = Source('/factory_2/stf/conveyor/state', 'stf_msgs/msg/ConveyorState', 'factory_2',
@@ -164,3 +165,29 @@ def test_inventory_changes_and_diagnostics_changes_and_logs() -> None:
     assert batch.tables['inventory_changes']['workpiece_id'] == ['WP1', 'WP2', '']
     assert batch.tables['diagnostic_changes']['level'] == [0, 1]
     assert batch.tables['logs']['factory'] == ['factory_3']
+
+
+def test_forecast_rows_carry_every_health_forecast_field() -> None:
+    core = RecorderCore()
+    forecasts = Source('/stf/maintenance/forecast', 'stf_msgs/msg/HealthForecast', '')
+    message = HealthForecast(
+        component_id='CONV_M1',
+        health=0.9,
+        degradation_per_h=0.01,
+        remaining_useful_life_h=40.0,
+        rul_lower_h=30.0,
+        rul_upper_h=math.inf,
+        confidence=0.8,
+        method='friction-trend',
+        severity=1,
+        recommendation='schedule maintenance of CONV_M1 within 40 h',
+    )
+    batch = core.process([received(forecasts, message, 1)], [])
+    row = {name: values[0] for name, values in batch.tables['forecasts'].items()}
+    assert set(row) - {'time', 'factory'} == set(HealthForecast.__dataclass_fields__) - {'header'}
+    assert (row['rul_lower_h'], row['rul_upper_h'], row['method'], row['severity']) == (
+        30.0,
+        math.inf,  # the writer stores a non-finite value as NULL (unbounded)
+        'friction-trend',
+        1,
+    )
