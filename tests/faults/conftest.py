@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from stf_nodes.runtime.router import free_port
+from tests.bridges.mqtt_helpers import Mosquitto
 from tests.faults.factory import Launch, Operator
 
 
@@ -33,3 +35,16 @@ def operators(router_port: int) -> Iterator[list[Operator]]:
     yield made
     for user in made:
         user.close()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mosquitto]:
+    """A Mosquitto of the test's own with persistence; MQTT_BROKER/MQTT_PORT point the
+    launch's mqtt_bridge at it."""
+    directory = tmp_path / 'mosquitto'
+    directory.mkdir()
+    made = Mosquitto(directory, persistence=True)
+    monkeypatch.setenv('MQTT_BROKER', '127.0.0.1')
+    monkeypatch.setenv('MQTT_PORT', str(made.port))
+    yield made
+    made.stop()
