@@ -155,14 +155,31 @@ class Orders:
     #: Requests with no answer (no leader, a timeout): they may or may not have been queued.
     unanswered: int = 0
 
+    def add(self, kind: str, reply: Any) -> None:
+        """The reply (None: none came) to a request for a command of ``kind``."""
+        if reply is None:
+            self.unanswered += 1
+        elif reply.accepted:
+            self.accepted[reply.command_id] = CommandKind[kind.upper()]
+        else:
+            self.refused[kind] += 1
+
+    def merge(self, other: Orders) -> None:
+        self.accepted |= other.accepted
+        self.refused += other.refused
+        self.unanswered += other.unanswered
+
 
 class Operator:
     """A user's node: sends orders through the scheduler's services, watches its topics."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, mqtt_order: Callable[[str], None] | None = None) -> None:
         self.context = runtime.Context([])
         self.node = runtime.Node('fault_operator', context=self.context)
         self.orders = Orders()
+        #: Also orders a raw cookie's flavor through this (the MQTT bridge), which accounts for
+        #: its answers itself.
+        self.mqtt_order = mqtt_order
         self._rng = random.Random(seed)
         self._clients: dict[str, runtime.Client] = {}
         self._steps: dict[str, threading.Event] = {s: threading.Event() for s in STATIONS}
@@ -244,6 +261,9 @@ class Operator:
             choices: list[tuple[str, Callable[[], Any]]] = []
             if raw:
                 choices += [('process', lambda: self.call(ProcessOrder, 'stf/order/process'))] * 2
+                if (mqtt := self.mqtt_order) is not None:
+                    flavor = self._rng.choice(raw).workpiece.flavor
+                    choices += [('mqtt', lambda f=flavor, m=mqtt: m(f))] * 2
             if len(occupied) < len(slots) * 3 // 4:
                 flavor = self._rng.choice(('CHOCO', 'VANILLA', 'STRAWBERRY'))
                 choices.append(
@@ -264,12 +284,8 @@ class Operator:
                 continue
             kind, send = self._rng.choice(choices)
             reply = send()
-            if reply is None:
-                self.orders.unanswered += 1
-            elif reply.accepted:
-                self.orders.accepted[reply.command_id] = CommandKind[kind.upper()]
-            else:
-                self.orders.refused[kind] += 1
+            if kind != 'mqtt':
+                self.orders.add(kind, reply)
 
     def close(self) -> None:
         self._stop.set()
