@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from stf_nodes import interfaces, runtime
+from stf_nodes.runtime.router import free_port
 from stf_nodes.scheduler import CommandKind, CommandQueue, CommandStatus, StepState
 from stf_nodes.scheduler.records import Phase
 from stf_nodes.storage.models import (
@@ -384,6 +385,9 @@ def lease_holder(engine: Engine) -> str:
 
 
 def start_factory(launches: list[Launch], directory: Path, args: list[str]) -> Launch:
+    """``stf launch`` of the factory with ``args``, its Foxglove server on a free port (the
+    default 8765 may be taken on a shared machine, and the launch ends when it cannot bind)."""
+    args = [*args, f'foxglove_port:={free_port()}']
     factory = Launch(directory, args, log=directory / f'launch-{len(launches) + 1}.log')
     launches.append(factory)
     return factory

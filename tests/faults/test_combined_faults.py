@@ -41,7 +41,6 @@ from sqlalchemy import select
 
 from stf_nodes import runtime
 from stf_nodes.bridges.fischertechnik import Dialect
-from stf_nodes.runtime.router import free_port
 from stf_nodes.scheduler import CommandKind, CommandQueue, CommandStatus
 from stf_nodes.storage import make_engine, normalize_url
 from stf_nodes.storage.models import CommandRow
@@ -199,7 +198,6 @@ def test_nothing_lost_when_every_fault_strikes_in_one_run(
         f'db_url:={relayed.render_as_string(hide_password=False)}',
         f'recorder_db_url:={history}',
         f'params_file:={params_file}',
-        f'foxglove_port:={free_port()}',
     ]
     engine = make_engine(database)  # the test reads the database directly, not through the relay
     started = time.monotonic()
