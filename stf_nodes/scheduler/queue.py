@@ -81,6 +81,7 @@ from stf_nodes.scheduler.validation import (
     parse_flavor,
     parse_limit,
     parse_priority,
+    parse_request_key,
     parse_slot,
     parse_status,
     parse_workpiece_id,
@@ -207,17 +208,16 @@ class CommandQueue:
     # -- submission ------------------------------------------------------------------------
 
     def submit_process(
-        self, *, source_slot: str = '', flavor: str = '', priority: int = 0
+        self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
     ) -> CommandRecord:
         """Queue baking the RAW_DOUGH cookie in ``source_slot`` (empty: pick one of ``flavor``,
         empty: any flavor). Keyword-only like all submissions: slots and flavors are both strings
-        and the three services order them differently."""
-        return cast(
-            CommandRecord,
-            self._commit(
-                self.process_write(source_slot=source_slot, flavor=flavor, priority=priority)
-            ),
+        and the three services order them differently. A ``request_key`` the database knows
+        returns the command it made, as it is now (a client's retry after a lost reply)."""
+        write = self.process_write(
+            source_slot=source_slot, flavor=flavor, priority=priority, request_key=request_key
         )
+        return cast(CommandRecord, self._commit(write))
 
     def submit_store(
         self, *, flavor: str, slot: str = '', priority: int = 0, workpiece_id: str = ''
@@ -238,13 +238,16 @@ class CommandQueue:
     # it is given, so `commit_group` can run the writes of concurrent requests in one. A write
     # raises Rejected only before its first change (commit_group relies on it).
 
-    def process_write(self, *, source_slot: str = '', flavor: str = '', priority: int = 0) -> Write:
+    def process_write(
+        self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
+    ) -> Write:
         """``submit_process`` as a write."""
         return self._submit_write(
             CommandKind.PROCESS,
             slot=parse_slot(source_slot, self.slots, required=False),
             flavor=parse_flavor(flavor, required=False),
             priority=parse_priority(priority),
+            request_key=parse_request_key(request_key),
         )
 
     def store_write(
@@ -314,7 +317,14 @@ class CommandQueue:
             return write(session)
 
     def _submit_write(
-        self, kind: CommandKind, *, slot: str, flavor: str, priority: int, workpiece_id: str = ''
+        self,
+        kind: CommandKind,
+        *,
+        slot: str,
+        flavor: str,
+        priority: int,
+        workpiece_id: str = '',
+        request_key: str = '',
     ) -> Write:
         return lambda session: self._submit(
             session.connection(),
@@ -323,6 +333,7 @@ class CommandQueue:
             flavor=flavor,
             priority=priority,
             workpiece_id=workpiece_id,
+            request_key=request_key,
         )
 
     def _submit(
@@ -334,7 +345,14 @@ class CommandQueue:
         flavor: str,
         priority: int,
         workpiece_id: str = '',
+        request_key: str = '',
     ) -> CommandRecord:
+        if request_key:
+            made = connection.execute(
+                select(_COMMANDS).where(_COMMANDS.c.request_key == request_key)
+            ).first()
+            if made is not None:
+                return mapping.command_record(made)
         now = self._clock()
         rows = _read_rack_for_update(connection, [slot] if slot else self.slots)
         if kind is CommandKind.STORE and workpiece_id:
@@ -359,7 +377,7 @@ class CommandQueue:
             for name, value in asdict(command).items()
             if name in _COMMANDS.c and name != 'id'
         }
-        inserted = connection.execute(insert(_COMMANDS), values)
+        inserted = connection.execute(insert(_COMMANDS), values | {'request_key': request_key})
         (command_id,) = inserted.inserted_primary_key or (0,)
         command = replace(command, id=command_id)
         connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})

@@ -14,6 +14,7 @@ Inventory = interfaces.get_message_class('stf_msgs/msg/Inventory')
 InventorySlot = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
 Workpiece = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 Log = interfaces.get_message_class('rcl_interfaces/msg/Log')
+Alert = interfaces.get_message_class('stf_msgs/msg/Alert')
 DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticArray')
 DiagnosticStatus = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticStatus')
 HealthForecast = interfaces.get_message_class('stf_msgs/msg/HealthForecast')
@@ -110,6 +111,28 @@ def test_unknown_and_invalid_ids() -> None:
     assert batch.tables['motor_samples']['motor_id'] == ['XYZ_M9', 'XYZ_M9']
     assert core.counters.unknown_ids == 1 and core.counters.malformed == 3
     assert len(warnings) == 2  # once for the unknown id, once for invalid ids
+
+
+def test_alert_components_and_slots_are_not_taken_for_unknown_parts() -> None:
+    """Stations, nodes and rack slots are not motor or sensor ids: no warning, not counted
+    (every factory's recorder warned about the rack's slots and each station's alerts)."""
+    warnings: list[str] = []
+    core = RecorderCore(known_components=['CONV_M1'], warn=warnings.append)
+    alerts = Source('/stf/alerts', 'stf_msgs/msg/Alert', '')
+    inventory = Source('/stf/inventory', 'stf_msgs/msg/Inventory', '')
+    rack = Inventory(slots=[InventorySlot(slot='A1'), InventorySlot(slot='bad\nslot')])
+    batch = core.process(
+        [
+            received(alerts, Alert(component_id='vgr', code='STATION_UNAVAILABLE'), 1),
+            received(alerts, Alert(component_id='recorder', code='RECORDER_DROPPED'), 2),
+            received(inventory, rack, 1),
+        ],
+        [],
+    )
+    assert batch.tables['alerts']['component_id'] == ['vgr', 'recorder']
+    assert batch.tables['inventory_changes']['slot'] == ['A1']
+    assert core.counters.unknown_ids == 0 and core.counters.malformed == 1
+    assert len(warnings) == 1 and 'invalid id' in warnings[0], warnings
 
 
 def test_station_state_records_changes_only() -> None:
