@@ -199,7 +199,7 @@ def test_forecasts_written_before_the_band_keep_their_values(empty_engine: Engin
                 "'CONV_M1', 0.9, 0.01, 40.0, 'watch CONV_M1')"
             )
         )
-    assert upgrade_schema(empty_engine).after == head_revision() == '0004_forecast_band'
+    assert upgrade_schema(empty_engine).after == head_revision() == '0005_order_request_keys'
     (row,) = _all_rows(empty_engine, frozenset({'forecasts'}))['forecasts']
     assert (row['component_id'], row['remaining_useful_life_h']) == ('CONV_M1', 40.0)
     new = ('rul_lower_h', 'rul_upper_h', 'confidence', 'method', 'severity')

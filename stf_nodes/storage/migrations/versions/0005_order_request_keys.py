@@ -3,8 +3,8 @@ command; the scheduler answers a request with a known key with that command inst
 another (an MQTT order the broker delivers again after the bridge died). See
 ``stf_nodes/scheduler/queue.py``.
 
-Revision ID: 0004_order_request_keys
-Revises: 0003_resumable_scheduler
+Revision ID: 0005_order_request_keys
+Revises: 0004_forecast_band
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004_order_request_keys'
-down_revision: str | Sequence[str] | None = '0003_resumable_scheduler'
+revision: str = '0005_order_request_keys'
+down_revision: str | Sequence[str] | None = '0004_forecast_band'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
