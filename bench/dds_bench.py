@@ -153,6 +153,7 @@ def main() -> None:
         sys.exit(f'{python} not found: run `make dds` first')
     os.environ['ROS_DOMAIN_ID'] = str(10 + os.getpid() % 90)
     endpoint, router = spawn_router()
+    os.environ['ZENOH_ROUTER'] = endpoint  # the bridge, the graph side and this process
     env = dict(os.environ)
     bridge = subprocess.Popen(
         [str(BIN / 'dds_bridge_node'), '--ros-args', '-r', '__ns:=/bridged'],

@@ -173,6 +173,10 @@ class Run:
         self.log.close()
 
 
+class NotUpError(Exception):
+    """Not every node of a launch joined the graph within UP_TIMEOUT_S."""
+
+
 def wait_for_graph(run: Run, expected: set[str]) -> float:
     """Seconds from now until the graph behind ``run.endpoint`` shows every expected node."""
     os.environ['ZENOH_ROUTER'] = run.endpoint
@@ -189,7 +193,7 @@ def wait_for_graph(run: Run, expected: set[str]) -> float:
                 if expected <= names:
                     return time.monotonic() - started
             if time.monotonic() - started > UP_TIMEOUT_S:
-                raise SystemExit(f'not all nodes up after {UP_TIMEOUT_S:g} s: {run.process.args}')
+                raise NotUpError(f'not all nodes up after {UP_TIMEOUT_S:g} s: {run.process.args}')
             time.sleep(0.05)
     finally:
         context.shutdown()
@@ -205,7 +209,11 @@ def start_launch(path: Path, args: list[str], compose: bool, cwd: Path) -> tuple
     while not is_listening(run.endpoint):
         run.check()
         time.sleep(0.05)
-    wait_for_graph(run, expected_nodes(path, args))
+    try:
+        wait_for_graph(run, expected_nodes(path, args))
+    except NotUpError:
+        run.stop()
+        raise
     return run, time.monotonic() - started
 
 
@@ -293,7 +301,18 @@ def scale(options: argparse.Namespace, extra: list[str], cwd: Path) -> int:
     rows = []
     for count in options.scale:
         path = fleet_launch(count, cwd)
-        run, seconds = start_launch(path, extra, True, cwd)
+        try:
+            run, seconds = start_launch(path, extra, True, cwd)
+        except NotUpError as not_up:  # one process cannot even start them: larger N cannot either
+            print(f'  {count:>3} {not_up}', flush=True)
+            report(
+                f'{count} factories composed: slowest state topic',
+                0.0,
+                'Hz',
+                target=f'>= {HOLDS_HZ:g} Hz (not all nodes up after {UP_TIMEOUT_S:g} s)',
+                met=False,
+            )
+            break
         try:
             time.sleep(options.settle)
             usage, rates = state_rates(run, count, options.window)

@@ -77,14 +77,15 @@ def cpu_seconds(pid: int) -> float:
 
 def node_cpu(seconds: float) -> tuple[float, float]:
     """(maintenance %, conveyor %) of one core with the three stations at 10 Hz."""
-    _, router = spawn_router()
+    endpoint, router = spawn_router()
+    env = {**os.environ, 'ZENOH_ROUTER': endpoint}
     params = ('--params-file', str(REPO / 'config' / 'factory.yaml'))
     commands = {
         name: [sys.executable, '-m', f'stf_nodes.{name}_node', '--ros-args', *params]
         for name in ('hbw', 'vgr', 'conveyor', 'maintenance')
     }
     processes = {
-        name: subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        name: subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         for name, argv in commands.items()
     }
     try:
@@ -94,6 +95,9 @@ def node_cpu(seconds: float) -> tuple[float, float]:
         time.sleep(seconds)
         elapsed = time.monotonic() - start
         after = {name: cpu_seconds(p.pid) for name, p in processes.items()}
+        dead = [name for name, p in processes.items() if p.poll() is not None]
+        if dead:  # an exited node measures 0 %: no number rather than a false one
+            raise RuntimeError(f'nodes exited during the measurement: {dead}')
     finally:
         for process in [*processes.values(), router]:
             process.send_signal(signal.SIGINT)
@@ -142,8 +146,9 @@ def main() -> int:
             continue
         name = f'default: {episode["component_id"]} failing {episode["failure_time"][:16]}'
         lead = episode['lead_time_h']
-        report(f'{name}: first WARNING before failure', lead if lead is not None else math.nan,
-               'h', target='>= 24 h', met=lead is not None and lead >= 24)  # fmt: skip
+        if (episode['precursor_h'] or 0.0) >= 48:  # the target's scope
+            report(f'{name}: first WARNING before failure', lead if lead is not None else math.nan,
+                   'h', target='>= 24 h', met=lead is not None and lead >= 24)  # fmt: skip
         error = episode['rul_median_ape']
         report(f'{name}: RUL median abs. % error', 100 * error if error is not None else math.nan,
                '%', target='<= 20 %', met=error is not None and error <= 0.2)  # fmt: skip

@@ -74,6 +74,7 @@ from stf_nodes.bridges.mqtt_core import (
     OrderBook,
     conveyor_from,
     conveyor_statuses,
+    request_key,
     station_status,
 )
 from stf_nodes.bridges.mqtt_link import Inbound, LinkEvent, LinkSettings, PahoLink, Publication
@@ -559,8 +560,10 @@ class MqttBridgeNode(runtime.Node):
             )
             return  # retried by _on_tick until order_timeout_s
         opened.in_flight = True
+        key = request_key(f'{self._prefix}f/o/order', opened.order)
         future = self._process_client.call_async(
-            ProcessOrder.Request(flavor=opened.order.flavor), timeout_sec=self._service_timeout_s
+            ProcessOrder.Request(flavor=opened.order.flavor, request_key=key),
+            timeout_sec=self._service_timeout_s,
         )
         future.add_done_callback(
             lambda done: self._enqueue(lambda: self._on_process_reply(opened, done))

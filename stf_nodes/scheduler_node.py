@@ -410,7 +410,10 @@ class SchedulerNode(runtime.Node):
             request,
             response,
             lambda: self._queue.process_write(
-                source_slot=request.source_slot, flavor=request.flavor, priority=request.priority
+                source_slot=request.source_slot,
+                flavor=request.flavor,
+                priority=request.priority,
+                request_key=request.request_key,
             ),
             self._submitted(response),
             action='queued',

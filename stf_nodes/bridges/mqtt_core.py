@@ -8,13 +8,16 @@ nanoseconds since the epoch, passed in by the caller.
 (``dup`` set, same packet id) or a repeat with the same ``ts`` and colour within
 ``dedup_window_s`` is a duplicate. It joins the original's deliveries and is acknowledged
 together with it, so an order is acknowledged to the broker only once the scheduler has
-answered (accepted: committed as a command; or refused). New orders pass a token bucket
-(``rate`` per second, ``burst``); over it they are refused with a reason. Once the scheduler
-has given a command id, the command's ``stf/commands`` statuses map to ``f/i/order``:
-IN_PROGRESS → ``IN_PROCESS``, COMPLETED → ``SHIPPED``, FAILED/CANCELLED → ``FAILED``/
-``CANCELLED`` (with the reason); when no order is open any more, ``WAITING_FOR_ORDER``
-follows. A status that arrives before the service reply (the scheduler announces PENDING
-first) is kept and applied when the id is known.
+answered (accepted: committed as a command; or refused). An order with a ``ts`` goes to the
+scheduler with a request key made of the topic, ``ts`` and colour (:func:`request_key`): the
+scheduler answers a known key with the command it made, so an order it took while the bridge
+died before acknowledging it, delivered again by the broker, does not make a second one. New
+orders pass a token bucket (``rate`` per second, ``burst``); over it they are refused with a
+reason. Once the scheduler has given a command id, the command's ``stf/commands`` statuses map
+to ``f/i/order``: IN_PROGRESS → ``IN_PROCESS``, COMPLETED → ``SHIPPED``, FAILED/CANCELLED →
+``FAILED``/``CANCELLED`` (with the reason); when no order is open any more,
+``WAITING_FOR_ORDER`` follows. A status that arrives before the service reply (the scheduler
+announces PENDING first) is kept and applied when the id is known.
 
 **Incidents** (:class:`Incidents`): bad input of each kind is counted; the first of a kind is
 logged and alerted, then at most one summary alert per ``alert_interval_s``.
@@ -26,6 +29,7 @@ life cycle becomes CommandStatus-shaped events, its ``sld`` and ``mpo`` states o
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
@@ -81,6 +85,16 @@ class OpenOrder:
     answered: bool = False
     in_flight: bool = False  # a ProcessOrder call is under way
     shown: str = ''  # the f/i/order state published last for it
+
+
+def request_key(topic: str, order: Order) -> str:
+    """The ProcessOrder ``request_key`` of ``order`` received on ``topic``: '' without a ``ts``
+    (nothing tells a repeat from a new order then), else a digest (the ``ts`` is the sender's
+    text: it never reaches the database as it is)."""
+    if not order.ts:
+        return ''
+    digest = hashlib.sha256(f'{topic}\n{order.ts}\n{order.colour}'.encode()).hexdigest()
+    return f'mqtt:{digest[:40]}'
 
 
 @dataclass(frozen=True)

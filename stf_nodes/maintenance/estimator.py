@@ -9,32 +9,46 @@ Motors (:class:`MotorEstimator`), two degradation paths; the forecast takes the 
 that reaches the maintenance threshold first:
 
 - **friction trend** (``method = 'friction-trend'``). A motor's running current sits at a few
-  levels set by its motion (cruise, accelerating, the start transient); friction in a worn
-  bearing adds the same excess to all of them. The first ``baseline_samples`` running samples
-  teach the motor its levels (clusters within ``level_width_a``; the motion model learnt, not
-  configured). Every ``bin_s`` the excess is the median deviation of the bin's samples from
-  their nearest level, given the excess so far (tracking, so a shift larger than the gap
-  between two levels is not taken for the other level). A least-squares line through the
-  bins of the last ``trend_window_h`` gives the excess now and its growth; the motor is due
-  when the excess reaches ``failure_excess_a`` (the P-F threshold: a calibration of the line,
-  0.45 A by default), and RUL is the time for the line to get there. Band: the slope ±2
-  standard errors; confidence: the fit's R² times the share of ``trend_window_h`` with data.
+  levels set by its motion (cruise, accelerating, the start transient). The first
+  ``baseline_samples`` running samples teach the motor its levels (clusters within
+  ``level_width_a``; the motion model learnt, not configured) and its cruise level, the one
+  most samples sit at. Friction in a worn bearing adds its excess to the steady current: all
+  of it to the cruise level, only part of it to a transient (the inrush decays onto the
+  higher steady current). Every ``bin_s`` the excess is the shift from the cruise level to
+  the densest cluster of the bin's samples; clusters more than ``max_excess_rise_a`` above
+  the excess so far are transients, not friction, and clusters as dense go to the one nearest
+  the trend (a bin with one level only). So levels closer together than the excess (HBW_M1_X:
+  1.20, 1.28, 1.50 A) are not taken for one another. A least-squares line through the bins
+  since the onset (the last bin without excess; at least ``trend_window_h``, at most
+  ``max_trend_window_h``) gives the excess now and its growth: a growing friction is fitted on
+  all of its growth. The motor is due when the excess reaches ``failure_excess_a`` (the P-F
+  threshold: a calibration of the line, 0.45 A by default). RUL is the time for the upper
+  edge of the bins' scatter about the line to get there: the line plus sqrt(3) times the
+  residuals' standard deviation, the half-width of a uniform scatter, as a friction growing
+  in steps leaves about a line through it. Planning on that edge is the safe side: for a
+  friction that grows smoothly with noise it shortens the RUL by that much over the slope.
+  Band: the slope ±2 standard errors; confidence: the fit's R² times the number of bins (full
+  at 8).
 - **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
   coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
   friction wear proportional to the excess, overcurrent wear per ampere above
-  ``current_limit_a`` (not for a sample right after a start: the inrush); per hour and kelvin
-  above ``wear_temperature_c``; per start. The reported health is 1 minus the damage summed
-  since the last repair; its RUL extrapolates the damage of the last ``trend_window_h``
-  (calendar time, idle nights included); the band uses the rates over half and twice that.
+  ``current_limit_a`` (a sample right after a start may catch the inrush: the steady current,
+  cruise level plus excess, stands for it); per hour and kelvin above ``wear_temperature_c``;
+  per start, plus the overcurrent of its inrush (``inrush_current_a`` decaying with
+  ``inrush_tau_s`` onto the steady current: the data sheet's transient, integrated in closed
+  form; short moves between two samples show only as starts). The reported health is 1
+  minus the damage summed since the last repair; its RUL extrapolates the damage of the last
+  ``trend_window_h`` (calendar time, idle nights included); the band uses the rates over half
+  and twice that.
 
 Levels: WARNING when the health is below ``warning_health`` or either RUL below
 ``warning_rul_h``; CRITICAL only from the damage path (health below ``critical_health`` or
 its RUL below ``critical_rul_h`` with enough confidence): the friction threshold plans
 maintenance, it does not stop a line. INFO when the excess passes ``info_excess_a``.
 
-A repair shows as the friction falling back: a bin whose samples sit closer to the levels
-with no excess than with the fitted one (which was above ``repair_min_excess_a``; a bearing
-does not heal) resets both paths. Samples with a non-finite or absurd current are dropped and
+A repair shows as the friction falling back: a bin whose excess is below half
+``repair_min_excess_a`` while the fitted one was above it (a bearing does not heal) resets
+both paths. Samples with a non-finite or absurd current are dropped and
 counted; a pause longer than ``max_gap_s`` between two samples (a recorder drop, a node
 restart) is not integrated; a start counter that goes back (a restarted node) adds no starts.
 An unknown motor id gets an estimator of its own at its first sample (a fleet over MQTT).
@@ -46,7 +60,8 @@ Sensors (:class:`SensorMonitor`), from light-barrier edges and the belt motor's 
   sample after it: nothing can have passed. ``ghost_count`` of them within ``ghost_window_s``
   raise GHOST_READINGS, cleared after ``sensor_clear_s`` without one.
 - **stuck**: a light barrier triggered without interruption while the belt moved more than
-  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window).
+  ``stuck_travel_mm`` of belt travel (trail marks; any workpiece would have left the window),
+  unless the belt slipped over that travel (a workpiece left short: belt slip, not the sensor).
 - **belt slip**: the trail sensor's marks (one rising edge per ``trail_pitch_mm`` of belt
   travel) against the encoder's roller travel, over every ``slip_window_mm`` of roller travel.
 
@@ -63,6 +78,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Annotated, NamedTuple
+
+import numpy as np
 
 from stf_nodes.sim.params import Doc, ParameterConfig
 
@@ -88,6 +105,12 @@ class EstimatorConfig(ParameterConfig):
     current_limit_a: Annotated[
         float, Doc('rated current; wear grows above it', unit='A', low=0.0)
     ] = 1.5
+    inrush_current_a: Annotated[
+        float, Doc('current at a start, decaying to the steady current', unit='A', low=0.0)
+    ] = 2.5
+    inrush_tau_s: Annotated[
+        float, Doc('decay time constant of the inrush current', unit='s', low=0.0)
+    ] = 0.15
     overcurrent_a: Annotated[
         float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
     ] = 3.0
@@ -101,7 +124,12 @@ class EstimatorConfig(ParameterConfig):
     min_bin_samples: Annotated[
         int, Doc('running samples a bin needs to count for the trend', low=1)
     ] = 3
-    trend_window_h: Annotated[float, Doc('hours of history behind a trend', low=0.0)] = 24.0
+    trend_window_h: Annotated[float, Doc('hours of history behind a trend, at least', low=0.0)] = (
+        24.0
+    )
+    max_trend_window_h: Annotated[
+        float, Doc('hours of history behind a friction trend, at most', low=0.0)
+    ] = 168.0
     wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
     wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
     friction_wear_per_ah: Annotated[
@@ -122,6 +150,10 @@ class EstimatorConfig(ParameterConfig):
     max_running_dt_s: Annotated[
         float, Doc('a running sample stands for at most this long', unit='s', low=0.0)
     ] = 5.0
+    max_excess_rise_a: Annotated[
+        float,
+        Doc('largest rise of the friction excess from one bin to the next', unit='A', low=0.0),
+    ] = 0.05
     repair_min_excess_a: Annotated[
         float, Doc('fitted excess above which a drop can mean a repair', unit='A', low=0.0)
     ] = 0.1
@@ -139,6 +171,9 @@ class EstimatorConfig(ParameterConfig):
     ] = 0.6
     critical_health: Annotated[
         float, Doc('estimated health below which a CRITICAL is raised', low=0.0)
+    ] = 0.5
+    warning_confidence: Annotated[
+        float, Doc('confidence a RUL needs to raise a WARNING', low=0.0)
     ] = 0.5
     critical_confidence: Annotated[
         float, Doc('confidence a RUL needs to raise a CRITICAL', low=0.0)
@@ -227,6 +262,7 @@ class Estimate(NamedTuple):
 
     health: float  # damage path
     rul_h: float  # the nearer of both paths
+    rul_confidence: float
     damage_rul_h: float
     damage_confidence: float
     excess_current_a: float
@@ -312,21 +348,22 @@ class Latch:
         return events
 
 
-def _line_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float, float]:
-    """Least squares y = a + b·x: (a, b, standard error of b, R²)."""
+def _line_fit(xs: list[float], ys: list[float]) -> tuple[float, float, float, float, float]:
+    """Least squares y = a + b·x: (a, b, standard error of b, R², residual standard deviation)."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
     syy = sum((y - my) ** 2 for y in ys)
     if sxx <= 0:
-        return my, 0.0, math.inf, 0.0
+        return my, 0.0, math.inf, 0.0, 0.0
     b = sxy / sxx
     a = my - b * mx
     residual = max(0.0, syy - b * sxy)
-    se = math.sqrt(residual / (n - 2) / sxx) if n > 2 else math.inf
+    sigma = math.sqrt(residual / (n - 2)) if n > 2 else 0.0
+    se = sigma / math.sqrt(sxx) if n > 2 else math.inf
     r2 = 1.0 - residual / syy if syy > 0 else 0.0
-    return a, b, se, r2
+    return a, b, se, r2, sigma
 
 
 def current_levels(currents: list[float], width: float, share: float) -> list[float]:
@@ -344,13 +381,41 @@ def current_levels(currents: list[float], width: float, share: float) -> list[fl
     return [statistics.median(g) for g in levels if len(g) >= share * len(ordered)]
 
 
-def _spread(residuals: list[float]) -> float:
-    return statistics.median(abs(r) for r in residuals)
+def inrush_overcurrent_as(steady: float, inrush: float, limit: float, tau: float) -> float:
+    """Ampere-seconds above ``limit`` of one start's inrush, i = steady + (inrush - steady)·
+    exp(-t / tau) (the motor model's transient; 0 while ``steady`` is unknown, NaN)."""
+    if not math.isfinite(steady) or inrush <= limit or inrush <= steady:
+        return 0.0
+    if steady >= limit:  # the steady part is the running samples' overcurrent
+        return (inrush - steady) * tau
+    above_s = tau * math.log((inrush - steady) / (limit - steady))
+    return (steady - limit) * above_s + tau * (inrush - limit)
 
 
-def friction_residual(current: float, levels: list[float], excess: float) -> float:
-    """The sample's deviation from the level it belongs to, given the excess so far."""
-    return min((current - level - excess for level in levels), key=abs)
+def cruise_level(currents: list[float], levels: list[float], width: float) -> float:
+    """The level most samples sit at: the motor cruising (the other levels are transients,
+    which a friction excess shifts only in part)."""
+    return max(levels, key=lambda level: sum(1 for i in currents if abs(i - level) <= width))
+
+
+def bin_excess(
+    currents: list[float], cruise: float, expected: float, width: float, max_rise: float
+) -> float:
+    """The friction excess of one bin: the shift of the cruise level to the densest cluster
+    of samples (within ``width``). Clusters more than ``max_rise`` above the excess so far
+    (``expected``) are transients, not friction, unless nothing else is there (a step of the
+    friction larger than ``max_rise``); clusters as dense go to the one nearest ``expected``.
+    Refined to the cluster's median."""
+    shifts = np.sort(np.asarray(currents) - cruise)
+    counts = np.searchsorted(shifts, shifts + width, 'right') - np.searchsorted(
+        shifts, shifts - width, 'left'
+    )
+    allowed = shifts <= max(expected, 0.0) + max_rise
+    if allowed.any():
+        counts = np.where(allowed, counts, 0)
+    best = shifts[counts == counts.max()]
+    shift = best[np.argmin(np.abs(best - expected))]
+    return float(np.median(shifts[np.abs(shifts - shift) <= width]))
 
 
 @dataclass
@@ -377,8 +442,10 @@ class MotorEstimator:
         self.repairs = 0
         self._last: MotorSample | None = None
         self._fit = (0.0, 0.0, math.inf, 0.0, 0)  # a, b (per hour of x), se, r2, n
+        self._sigma = 0.0  # residual standard deviation of the fit
         self._fit_origin_h = 0.0
         self.levels: list[float] = []
+        self.cruise_a = math.nan
         self._baseline: list[float] = []
         self._started = False
 
@@ -407,12 +474,16 @@ class MotorEstimator:
             self.gaps += 1
             return
         damage = 0.0
+        excess = max(0.0, self._excess_now(last.time_s))
+        steady = self.cruise_a + excess  # NaN until the levels are learnt
         if last.running:
             run_h = min(dt, c.max_running_dt_s) / HOUR
-            excess = max(0.0, self._excess_now(last.time_s))
             damage += run_h * (c.wear_per_running_h + c.friction_wear_per_ah * excess)
-            if not last_started:
-                overcurrent = max(0.0, last.current_a - c.current_limit_a)
+            # Right after a start the sample may catch the inrush (accounted per start below):
+            # the steady current stands for it.
+            current = steady if last_started else last.current_a
+            if math.isfinite(current):
+                overcurrent = max(0.0, current - c.current_limit_a)
                 damage += run_h * c.wear_per_overcurrent_ah * overcurrent
         temperature = last.temperature_c
         if math.isfinite(temperature) and -50.0 < temperature < 400.0:
@@ -420,19 +491,23 @@ class MotorEstimator:
             damage += dt / HOUR * c.wear_per_kelvin_h * hot
         starts = sample.start_count - last.start_count
         if 0 < starts < 10_000:  # a counter that went back: the node restarted
-            damage += starts * c.wear_per_start
+            inrush = inrush_overcurrent_as(
+                steady, c.inrush_current_a, c.current_limit_a, c.inrush_tau_s
+            )
+            damage += starts * (c.wear_per_start + c.wear_per_overcurrent_ah * inrush / HOUR)
         self.damage += damage
         hour.damage += damage
 
     def _hour(self, time_s: float) -> _Hour:
+        if self.hours and 0.0 <= time_s - self.hours[-1].start_s < self.config.bin_s:
+            return self.hours[-1]
         start = math.floor(time_s / self.config.bin_s) * self.config.bin_s
         if not self.hours or self.hours[-1].start_s != start:
             if self.hours:
                 self._close(self.hours[-1])
             self.hours.append(_Hour(start))
-            while (
-                self.hours and self.hours[0].start_s < start - 2 * self.config.trend_window_h * HOUR
-            ):
+            kept_h = max(2 * self.config.trend_window_h, self.config.max_trend_window_h)
+            while self.hours and self.hours[0].start_s < start - kept_h * HOUR:
                 self.hours.popleft()
         return self.hours[-1]
 
@@ -441,44 +516,53 @@ class MotorEstimator:
         self._baseline.append(current)
         if len(self._baseline) >= c.baseline_samples:
             self.levels = current_levels(self._baseline, c.level_width_a, c.level_share)
+            self.cruise_a = cruise_level(self._baseline, self.levels, c.level_width_a)
             self._baseline = []
 
     def _close(self, hour: _Hour) -> None:
         c = self.config
         if len(hour.currents) >= c.min_bin_samples:
             fitted = self._excess_now(hour.start_s)
-            tracked = [friction_residual(i, self.levels, fitted) for i in hour.currents]
-            fresh = [friction_residual(i, self.levels, 0.0) for i in hour.currents]
-            # Repaired: the samples left the fitted excess and sit on the levels again.
-            off = _spread(tracked)
-            if fitted > c.repair_min_excess_a and off > fitted / 2 and _spread(fresh) < off / 2:
-                hour.excess_a = statistics.median(fresh)
+            hour.excess_a = bin_excess(
+                hour.currents, self.cruise_a, fitted, c.level_width_a, c.max_excess_rise_a
+            )
+            # Repaired: the samples sit on the levels again (a bearing does not heal).
+            if fitted > c.repair_min_excess_a and hour.excess_a < c.repair_min_excess_a / 2:
                 self._repaired(hour)
-            else:
-                hour.excess_a = fitted + statistics.median(tracked)
+        hour.currents = []
         self._refit(hour.start_s + self.config.bin_s)
 
     def _repaired(self, hour: _Hour) -> None:
         self.repairs += 1
         self.damage = 0.0
-        kept = _Hour(hour.start_s, hour.currents, 0.0, hour.excess_a)
+        kept = _Hour(hour.start_s, [], 0.0, hour.excess_a)
         self.hours.clear()
         self.hours.append(kept)
 
     def _refit(self, now_s: float) -> None:
-        since = now_s - self.config.trend_window_h * HOUR
+        c = self.config
+        since = now_s - c.max_trend_window_h * HOUR
         points = [
-            ((h.start_s + self.config.bin_s / 2) / HOUR, h.excess_a)
+            ((h.start_s + c.bin_s / 2) / HOUR, h.excess_a)
             for h in self.hours
             if h.excess_a is not None and h.start_s >= since
         ]
+        # The trend runs from the onset (the last bin without excess), over trend_window_h
+        # at least: a growing friction is fitted on all of its growth.
+        start = now_s / HOUR - c.trend_window_h
+        onset = next((x for x, y in reversed(points) if y <= c.info_excess_a / 2), None)
+        start = min(start, points[0][0] if onset is None and points else onset or start)
+        points = [(x, y) for x, y in points if x >= start]
         if len(points) < 2:
             value = points[0][1] if points else 0.0
             self._fit = (value, 0.0, math.inf, 0.0, len(points))
+            self._sigma = 0.0
             self._fit_origin_h = now_s / HOUR
             return
         origin = points[-1][0]
-        a, b, se, r2 = _line_fit([x - origin for x, _ in points], [y for _, y in points])
+        a, b, se, r2, self._sigma = _line_fit(
+            [x - origin for x, _ in points], [y for _, y in points]
+        )
         self._fit = (a, b, se, r2, len(points))
         self._fit_origin_h = origin
 
@@ -493,7 +577,7 @@ class MotorEstimator:
         span = 1.0 - c.threshold
         _, b, se, r2, n = self._fit
         excess = max(0.0, self._excess_now(time_s))
-        room = max(0.0, c.failure_excess_a - excess)
+        room = max(0.0, c.failure_excess_a - excess - math.sqrt(3.0) * self._sigma)
         significant = n >= 3 and b > 0 and b > se
         if room == 0.0:
             friction = (0.0, 0.0, 0.0)
@@ -505,13 +589,11 @@ class MotorEstimator:
         friction_conf = max(0.0, r2) * min(1.0, n / 8.0) if significant else 0.0
 
         health = max(0.0, 1.0 - self.damage)
-        rates = [self._damage_rate(time_s, k * c.trend_window_h) for k in (0.5, 1.0, 2.0)]
+        rates, bins = self._damage_rates(time_s, (0.5, 1.0, 2.0))
         left = max(0.0, health - c.threshold)
         ruls = [left / r if r > 0 else math.inf for r in rates]
         damage = (ruls[1], min(ruls), max(ruls))
-        since = time_s - c.trend_window_h * HOUR
-        observed = sum(1 for h in self.hours if h.start_s >= since) * c.bin_s / HOUR
-        damage_conf = min(1.0, observed / c.trend_window_h)
+        damage_conf = min(1.0, bins[1] * c.bin_s / HOUR / c.trend_window_h)
 
         if friction[0] < damage[0]:
             method, rul, conf = 'friction-trend', friction, friction_conf
@@ -519,7 +601,7 @@ class MotorEstimator:
         else:
             method, rul, conf = 'damage-rate', damage, damage_conf
             degradation = rates[1]
-        estimate = Estimate(health, rul[0], damage[0], damage_conf, excess)
+        estimate = Estimate(health, rul[0], conf, damage[0], damage_conf, excess)
         level = self.level(estimate, relax=1.0)
         return Forecast(
             component_id=self.motor_id,
@@ -536,9 +618,22 @@ class MotorEstimator:
             recommendation=_recommendation(self.motor_id, level, rul[0], excess),
         )
 
-    def _damage_rate(self, time_s: float, window_h: float) -> float:
-        since = time_s - window_h * HOUR
-        return sum(h.damage for h in self.hours if h.start_s >= since) / window_h
+    def _damage_rates(
+        self, time_s: float, factors: tuple[float, ...]
+    ) -> tuple[list[float], list[int]]:
+        """Damage per hour over ``factors`` times ``trend_window_h`` before ``time_s`` (ascending),
+        and the bins each window holds: one pass from the newest bin back."""
+        windows = [k * self.config.trend_window_h for k in factors]
+        sinces = [time_s - w * HOUR for w in windows]
+        damage, bins = [0.0] * len(windows), [0] * len(windows)
+        for hour in reversed(self.hours):
+            if hour.start_s < sinces[-1]:
+                break
+            for k, since in enumerate(sinces):
+                if hour.start_s >= since:
+                    damage[k] += hour.damage
+                    bins[k] += 1
+        return [d / w for d, w in zip(damage, windows, strict=True)], bins
 
     def level(self, e: Estimate, relax: float) -> Level:
         """The alert level of an estimate; ``relax`` > 1 widens the limits (clearing).
@@ -552,7 +647,9 @@ class MotorEstimator:
             and e.damage_confidence >= c.critical_confidence
         ):
             return Level.CRITICAL
-        if e.health < c.warning_health + slack or e.rul_h < c.warning_rul_h * relax:
+        # A WARNING is raised on a RUL with confidence; once raised the RUL alone holds it.
+        confident = relax > 1 or e.rul_confidence >= c.warning_confidence
+        if e.health < c.warning_health + slack or (e.rul_h < c.warning_rul_h * relax and confident):
             return Level.WARNING
         if e.excess_current_a > c.info_excess_a / relax:
             return Level.INFO
@@ -584,6 +681,8 @@ _MOTOR_CODES = {
 class _Barrier:
     rise_s: float | None = None
     rise_belt_mm: float = 0.0
+    rise_roller_mm: float = 0.0
+    slip: float = 0.0  # belt slip over the travel since the rise
     ghosts: deque[float] = field(default_factory=deque)
     pending: list[tuple[float, float]] = field(default_factory=list)
     last_ghost_s: float = -math.inf
@@ -603,6 +702,7 @@ class SensorMonitor:
         self._roller_mm = 0.0
         self._belt_mm = 0.0
         self._belt_total_mm = 0.0
+        self._roller_total_mm = 0.0
 
     def on_edge(self, edge: SensorEdge) -> None:
         c = self.config
@@ -613,6 +713,8 @@ class SensorMonitor:
                 for sensor_id, watched in self.barriers.items():
                     if watched.rise_s is not None:
                         travel = self._belt_total_mm - watched.rise_belt_mm
+                        roller = self._roller_total_mm - watched.rise_roller_mm
+                        watched.slip = 1.0 - travel / roller if roller > 0 else 0.0
                         self.stuck[sensor_id] = travel > c.stuck_travel_mm
             return
         barrier = self.barriers.get(edge.sensor_id)
@@ -621,6 +723,7 @@ class SensorMonitor:
         if edge.triggered:  # a repeated rise (a reading missed in between) starts again
             barrier.rise_s = edge.time_s
             barrier.rise_belt_mm = self._belt_total_mm
+            barrier.rise_roller_mm = self._roller_total_mm
             self.stuck[edge.sensor_id] = False
         elif barrier.rise_s is not None:
             if edge.time_s - barrier.rise_s <= c.ghost_max_s:
@@ -632,7 +735,9 @@ class SensorMonitor:
         c = self.config
         moved = self._encoder is not None and sample.encoder_pulses != self._encoder
         if moved and self._encoder is not None:
-            self._roller_mm += abs(sample.encoder_pulses - self._encoder) / c.pulses_per_mm
+            roller = abs(sample.encoder_pulses - self._encoder) / c.pulses_per_mm
+            self._roller_mm += roller
+            self._roller_total_mm += roller
         if moved or sample.running:
             self._last_motion_s = sample.time_s
         self._encoder = sample.encoder_pulses
@@ -724,8 +829,10 @@ class Estimator:
                 ('GHOST_READINGS', message, float(recent), float(c.ghost_count)),
             )
             # A slipping belt can leave a workpiece under a barrier while the belt moves: not
-            # a stuck sensor, and the slip is what gets reported.
-            slipping = s.slip is not None and s.slip > c.slip_clear
+            # a stuck sensor, and the slip is what gets reported. The slip over the travel
+            # since the barrier rose counts too: a growing slip shows there before the next
+            # slip_window_mm measurement does.
+            slipping = (s.slip is not None and s.slip > c.slip_clear) or barrier.slip > c.slip_clear
             stuck = Level.WARNING if s.stuck[sensor_id] and not slipping else Level.NONE
             yield from self._latch(sensor_id, 'stuck').update(
                 time_s,
@@ -763,6 +870,7 @@ def _finite(value: float) -> float:
 
 __all__ = [
     'AlertEvent',
+    'Estimate',
     'Estimator',
     'EstimatorConfig',
     'Forecast',
@@ -772,4 +880,5 @@ __all__ = [
     'MotorSample',
     'SensorEdge',
     'SensorMonitor',
+    'inrush_overcurrent_as',
 ]

@@ -228,12 +228,20 @@ class Episode:
     false_critical: bool
     fault_onset_time: float | None
     detected_at: float | None
+    degradation_start: float | None = None  # motor failures: where the degradation began
 
     @property
     def lead_time_h(self) -> float | None:
         if self.failure_time is None or self.first_warning_time is None:
             return None
         return (self.failure_time - self.first_warning_time) / 3600.0
+
+    @property
+    def precursor_h(self) -> float | None:
+        """Hours of degradation before the failure (the warning target needs 48 or more)."""
+        if self.failure_time is None or self.degradation_start is None:
+            return None
+        return (self.failure_time - self.degradation_start) / 3600.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -247,6 +255,7 @@ class Episode:
             'fault_onset_time': iso(self.fault_onset_time),
             'detected_at': iso(self.detected_at),
             'fault': self.fault,
+            'precursor_h': _round(self.precursor_h),
         }
 
 
@@ -419,7 +428,7 @@ def _motor_episodes(
         critical = next((a.time_s for a in inside if a.severity >= Level.CRITICAL), None)
         if failure is not None:
             warning = warning if warning is not None and warning <= failure else None
-        ape = None
+        ape = degradation = None
         if failure is not None:
             degradation = _degradation_start(series, faults, begin, failure)
             ape = _rul_ape(forecasts, (degradation + failure) / 2, failure)
@@ -434,6 +443,7 @@ def _motor_episodes(
                 failure is None and critical is not None,
                 None,
                 None,
+                degradation,
             )
         )
     return episodes

@@ -327,7 +327,10 @@ class RecorderCore:
                 '(further ones are counted, not logged)',
             )
 
-    def _check_id(self, item: Received, component: str, what: str) -> bool:
+    def _check_id(self, item: Received, component: str, what: str, *, part: bool = True) -> bool:
+        """False for an invalid id (counted, logged once). ``part``: the id names a motor or
+        sensor, so one the factory does not have is logged once; alert components (stations,
+        nodes) and rack slots are only checked for validity."""
         if not _valid_id(component):
             self.counters.malformed += 1
             self._warn_once(
@@ -336,7 +339,7 @@ class RecorderCore:
                 f'(1 to {COMPONENT_LEN} printable characters); further ones are counted',
             )
             return False
-        if self.known and component not in self.known and component not in self._unknown:
+        if part and self.known and component not in self.known and component not in self._unknown:
             self._unknown.add(component)
             self.counters.unknown_ids += 1
             if len(self._unknown) <= UNKNOWN_IDS_LOGGED:
@@ -466,7 +469,7 @@ class RecorderCore:
         )
 
     def _alert_row(self, item: Received, a: Any, batch: Batch) -> None:
-        if not self._check_id(item, a.component_id, 'alert component'):
+        if not self._check_id(item, a.component_id, 'alert component', part=False):
             return
         self._finite(item, f'alert {a.code}', a.value, a.threshold)
         batch.add(
@@ -492,6 +495,11 @@ class RecorderCore:
             health=f.health,
             degradation_per_h=f.degradation_per_h,
             remaining_useful_life_h=f.remaining_useful_life_h,
+            rul_lower_h=f.rul_lower_h,
+            rul_upper_h=f.rul_upper_h,
+            confidence=f.confidence,
+            method=f.method,
+            severity=int(f.severity),
             recommendation=f.recommendation,
         )
 
@@ -499,7 +507,7 @@ class RecorderCore:
         at = self._time_us(item, inventory.header.stamp)
         known = self._inventory.setdefault(item.source.factory, {})
         for slot in inventory.slots:
-            if not self._check_id(item, slot.slot, 'slot'):
+            if not self._check_id(item, slot.slot, 'slot', part=False):
                 continue
             wp = slot.workpiece
             now = (slot.carrier_id, wp.id, wp.flavor, int(wp.status))

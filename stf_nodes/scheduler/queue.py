@@ -52,7 +52,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -85,6 +85,7 @@ from stf_nodes.scheduler.validation import (
     parse_flavor,
     parse_limit,
     parse_priority,
+    parse_request_key,
     parse_slot,
     parse_status,
     parse_workpiece_id,
@@ -121,8 +122,8 @@ _RESERVE = (
 )
 _INSERT_EVENT = insert(_EVENTS)
 _INSERT_COMMANDS = insert(_COMMANDS).returning(_COMMANDS.c.id, _COMMANDS.c.uid)
-#: The columns a new command is inserted with (the database numbers it).
-_INSERTED = tuple(column.key for column in _COMMANDS.c if not column.primary_key)
+#: The columns a new command is inserted with from its record (the database numbers it).
+_INSERTED = tuple(f.name for f in fields(CommandRecord) if f.name in _COMMANDS.c and f.name != 'id')
 _CANCEL_PENDING = (
     update(_COMMANDS)
     .where(_COMMANDS.c.id == bindparam('id_'), _COMMANDS.c.status == CommandStatus.PENDING)
@@ -187,9 +188,12 @@ class _Group:
         assert not isinstance(holder, str)
         return holder
 
-    def add_command(self, command: CommandRecord, slot: str, now: datetime) -> None:
+    def add_command(
+        self, command: CommandRecord, slot: str, now: datetime, request_key: str
+    ) -> None:
         """Insert ``command`` (id 0, a new uid) with its reservation of ``slot``."""
-        self._new.append({column: getattr(command, column) for column in _INSERTED})
+        values = {column: getattr(command, column) for column in _INSERTED}
+        self._new.append(values | {'request_key': request_key})
         self._reserve(slot, command.uid)
         self.add_event(command, None, 'submitted', now)
 
@@ -315,17 +319,16 @@ class CommandQueue:
     # -- submission ------------------------------------------------------------------------
 
     def submit_process(
-        self, *, source_slot: str = '', flavor: str = '', priority: int = 0
+        self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
     ) -> CommandRecord:
         """Queue baking the RAW_DOUGH cookie in ``source_slot`` (empty: pick one of ``flavor``,
         empty: any flavor). Keyword-only like all submissions: slots and flavors are both strings
-        and the three services order them differently."""
-        return cast(
-            CommandRecord,
-            self._commit(
-                self.process_write(source_slot=source_slot, flavor=flavor, priority=priority)
-            ),
+        and the three services order them differently. A ``request_key`` the database knows
+        returns the command it made, as it is now (a client's retry after a lost reply)."""
+        write = self.process_write(
+            source_slot=source_slot, flavor=flavor, priority=priority, request_key=request_key
         )
+        return cast(CommandRecord, self._commit(write))
 
     def submit_store(
         self, *, flavor: str, slot: str = '', priority: int = 0, workpiece_id: str = ''
@@ -348,13 +351,16 @@ class CommandQueue:
     # writes waits in the transaction's `_Group` until `commit_group` flushes it, which also
     # gives a new command its id in the write's result.
 
-    def process_write(self, *, source_slot: str = '', flavor: str = '', priority: int = 0) -> Write:
+    def process_write(
+        self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
+    ) -> Write:
         """``submit_process`` as a write."""
         return self._submit_write(
             CommandKind.PROCESS,
             slot=parse_slot(source_slot, self.slots, required=False),
             flavor=parse_flavor(flavor, required=False),
             priority=parse_priority(priority),
+            request_key=parse_request_key(request_key),
         )
 
     def store_write(
@@ -431,7 +437,14 @@ class CommandQueue:
             return group.result(result)
 
     def _submit_write(
-        self, kind: CommandKind, *, slot: str, flavor: str, priority: int, workpiece_id: str = ''
+        self,
+        kind: CommandKind,
+        *,
+        slot: str,
+        flavor: str,
+        priority: int,
+        workpiece_id: str = '',
+        request_key: str = '',
     ) -> Write:
         return lambda session: self._submit(
             session,
@@ -440,6 +453,7 @@ class CommandQueue:
             flavor=flavor,
             priority=priority,
             workpiece_id=workpiece_id,
+            request_key=request_key,
         )
 
     def _submit(
@@ -451,10 +465,18 @@ class CommandQueue:
         flavor: str,
         priority: int,
         workpiece_id: str = '',
+        request_key: str = '',
     ) -> CommandRecord:
-        now = self._clock()
         connection = session.connection()
         group = _Group.of(session)
+        if request_key:
+            group.insert_new(connection)  # an order before it in the group may carry the key
+            made = connection.execute(
+                select(_COMMANDS).where(_COMMANDS.c.request_key == request_key)
+            ).first()
+            if made is not None:
+                return mapping.command_record(made)
+        now = self._clock()
         rows, reserved = group.rack(connection, self.slots)
         if kind is CommandKind.STORE and workpiece_id:
             group.insert_new(connection)  # they may carry it
@@ -471,7 +493,7 @@ class CommandQueue:
         if kind is CommandKind.STORE and not workpiece_id:
             workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
         command = _new_command(kind, chosen, flavor, priority, workpiece_id, now, how)
-        group.add_command(command, chosen.slot, now)
+        group.add_command(command, chosen.slot, now, request_key)
         return command
 
     def cancel(self, command_id: int) -> CancelOutcome:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from stf_nodes.scheduler.records import CommandStatus, Rejected
-from stf_nodes.storage.models import ID_LEN
+from stf_nodes.storage.models import ID_LEN, KEY_LEN
 from stf_nodes.validation import QUOTED, quote
 from stf_nodes.workpieces import FLAVORS
 
@@ -35,6 +35,17 @@ def parse_name(value: object, allowed: Sequence[str], what: str, *, required: bo
     if text is not None and text.isascii() and text.upper() in allowed:
         return text.upper()
     raise Rejected(f'unknown {what} {quote(value)}: expected one of {", ".join(allowed)}')
+
+
+def parse_request_key(value: object) -> str:
+    """A client's key of a request: empty, or up to KEY_LEN printable ASCII characters."""
+    if not isinstance(value, str):
+        raise Rejected(f'request_key must be a string, got {type(value).__name__}')
+    if len(value) > KEY_LEN or not value.isascii() or not value.isprintable():
+        raise Rejected(
+            f'invalid request_key {quote(value)}: up to {KEY_LEN} printable ASCII characters'
+        )
+    return value
 
 
 def parse_slot(value: object, slots: Sequence[str], *, required: bool) -> str:

@@ -226,6 +226,11 @@ class ForecastRow(Base):
     health: Mapped[float | None] = _measurement()
     degradation_per_h: Mapped[float | None] = _measurement()
     remaining_useful_life_h: Mapped[float | None] = _measurement()
+    rul_lower_h: Mapped[float | None] = _measurement()
+    rul_upper_h: Mapped[float | None] = _measurement()
+    confidence: Mapped[float | None] = _measurement()
+    method: Mapped[str] = mapped_column(String(CODE_LEN), default='')
+    severity: Mapped[int] = mapped_column(SmallInteger, default=255)
     recommendation: Mapped[str] = mapped_column(String(TEXT_LEN), default='')
 
 

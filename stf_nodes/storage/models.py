@@ -122,6 +122,9 @@ class CommandRow(Base):
     step_count: Mapped[int] = mapped_column(Integer, default=0)
     # Finished away from the rack; its workpiece is still to be brought back.
     stranded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # The client's key of the request that made it (empty: none): the same key again returns
+    # this command instead of making another (a retry after a lost reply).
+    request_key: Mapped[str] = mapped_column(String(KEY_LEN), default='', index=True)
 
 
 class CommandEventRow(Base):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from stf_nodes.bridges import fischertechnik as ft
@@ -17,6 +19,7 @@ from stf_nodes.bridges.mqtt_core import (
     TokenBucket,
     conveyor_from,
     conveyor_statuses,
+    request_key,
     station_status,
 )
 
@@ -165,3 +168,14 @@ def test_incidents_log_once_then_summarise() -> None:
     assert summary is not None and not summary.first
     assert (summary.count, summary.since_last, summary.detail) == (4, 3, 'd')
     assert incidents.record('OVERSIZED', 'x', 11.0).first  # type: ignore[union-attr]
+
+
+def test_request_key_names_an_order_by_topic_ts_and_colour() -> None:
+    key = request_key('f/o/order', RED)
+    assert key == request_key('f/o/order', RED) and re.fullmatch(r'mqtt:[0-9a-f]{40}', key)
+    assert key != request_key('factory_2/f/o/order', RED)
+    assert key != request_key('f/o/order', ft.Order('RED', 'STRAWBERRY', RED.ts + ' '))
+    assert key != request_key('f/o/order', ft.Order('BLUE', 'CHOCO', RED.ts))
+    assert request_key('f/o/order', ft.Order('RED', 'STRAWBERRY', '')) == ''  # no ts: none
+    hostile = ft.Order('RED', 'STRAWBERRY', "'; DROP TABLE commands; --\x00" * 1000)
+    assert re.fullmatch(r'mqtt:[0-9a-f]{40}', request_key('f/o/order', hostile))

@@ -23,8 +23,15 @@ FAKE_NODE = r"""
 import os, signal, sys, time
 options = dict(arg.split('=', 1) for arg in sys.argv[1:sys.argv.index('--ros-args')])
 name = next(arg.split(':=')[1] for arg in sys.argv if arg.startswith('__node:='))
-if options.get('ignore_sigint'):  # before saying it is up: the test signals it then
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def interrupted(signum, frame):  # wherever it comes, as a node's Ctrl-C handling does
+    print(f'{name} interrupted', flush=True)
+    sys.exit(0)
+
+
+# Before saying it is up: the test signals it then.
+signal.signal(signal.SIGINT, signal.SIG_IGN if options.get('ignore_sigint') else interrupted)
 print(f'{name} up pid={os.getpid()}')
 print(f'{name} on stderr', file=sys.stderr)
 if options.get('fork') and os.fork() == 0:
@@ -33,11 +40,7 @@ if options.get('fork') and os.fork() == 0:
     print(f'grandchild pid={os.getpid()}', flush=True)
     time.sleep(600)
     os._exit(0)
-try:
-    time.sleep(float(options.get('exit_after', 600)))
-except KeyboardInterrupt:
-    print(f'{name} interrupted', flush=True)
-    sys.exit(0)
+time.sleep(float(options.get('exit_after', 600)))
 sys.exit(int(options.get('code', 0)))
 """
 

@@ -76,6 +76,7 @@ def test_factory_defaults(params_file: Path, monkeypatch: pytest.MonkeyPatch) ->
         'params_file',
         'scheduler_params_file',
         'db_url',
+        'recorder_db_url',
         'foxglove_port',
         'enable_mqtt',
         'enable_foxglove',
@@ -132,6 +133,17 @@ def test_database_url_from_environment_and_per_fleet_factory(
     )
     scheduler = next(node for node in factory.nodes if node.name == 'scheduler')
     assert scheduler.parameters[1]['db_url'] == 'postgresql://127.0.0.1/stf'
+    recorder = next(node for node in factory.nodes if node.name == 'recorder')
+    assert recorder.parameters[1]['db_url'] == 'postgresql://127.0.0.1/stf'
+    apart = load_launch(
+        REPO_ROOT / 'launch' / 'factory.launch.xml',
+        {'params_file': str(params_file), 'recorder_db_url': 'sqlite:////data/history.db'},
+    )
+    urls = {node.name: node.parameters[1].get('db_url') for node in apart.nodes}
+    assert (urls['scheduler'], urls['recorder']) == (
+        'postgresql://127.0.0.1/stf',
+        'sqlite:////data/history.db',
+    )
     fleet = load_launch(
         REPO_ROOT / 'launch' / 'fleet.launch.xml', {'params_file': str(params_file), 'count': '3'}
     )

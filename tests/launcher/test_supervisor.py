@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -27,7 +28,8 @@ def node(name: str, args: str = '', extra: str = '') -> str:
 
 
 def pids(run_lines: list[str], pattern: str = 'pid=') -> set[int]:
-    return {int(line.split('pid=')[1]) for line in run_lines if pattern in line}
+    said = (re.search(r'pid=(\d+)$', line) for line in run_lines if pattern in line)
+    return {int(match[1]) for match in said if match}
 
 
 def test_output_is_prefixed_per_line_with_stderr_merged() -> None:

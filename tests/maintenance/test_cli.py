@@ -77,7 +77,23 @@ def test_the_failure_is_warned_a_day_ahead_and_nothing_false_is_critical(
     assert failure['failure_time'].startswith('2026-01-04T08:0')  # type: ignore[union-attr]
     assert failure['lead_time_h'] is not None and failure['lead_time_h'] >= 24.0  # type: ignore[operator]
     assert failure['rul_median_ape'] is not None
+    assert failure['precursor_h'] == pytest.approx(60.0, abs=0.1)  # the bearing's onset
     assert not [e['component_id'] for e in episodes if e['false_critical']]
+
+
+@pytest.mark.parametrize(('precursor_h', 'verdict'), [(30.0, 'met'), (60.0, 'MISSED: CONV_M1')])
+def test_the_warning_target_applies_to_failures_with_a_48_h_precursor(
+    precursor_h: float, verdict: str
+) -> None:
+    from stf_nodes.cli.maintenance import check_targets
+    from stf_nodes.maintenance.replay import Episode
+
+    failure = 100 * 3600.0
+    late = Episode('CONV_M1', None, failure, failure - 10 * 3600.0, None, 0.1, False, None, None,
+                   failure - precursor_h * 3600.0)  # fmt: skip
+    assert dict(check_targets([late]))[
+        'warning >= 24 h before a failure with a 48 h precursor'
+    ] == (verdict)
 
 
 def test_ghost_readings_are_flagged_on_the_right_sensor_within_an_hour(
@@ -195,7 +211,7 @@ def test_report_writes_charts_that_load_in_a_browser(history: Path, tmp_path: Pa
     for name in images:
         assert f'src="{name}"' in index
     assert 'Evaluation against the ground truth' in index
-    assert '<td>warning &gt;= 24 h before failure</td><td>met</td>' in index
+    assert '<td>warning &gt;= 24 h before a failure with a 48 h precursor</td><td>met</td>' in index
     chromium = shutil.which('chromium')
     if chromium is None:
         pytest.skip('Debian chromium not installed (apt-get install -y chromium): not rendered')

@@ -10,24 +10,37 @@ import pytest
 
 from stf_nodes.maintenance.estimator import (
     AlertEvent,
+    Estimate,
     Estimator,
     EstimatorConfig,
     Level,
+    MotorEstimator,
     MotorSample,
     SensorEdge,
     current_levels,
+    inrush_overcurrent_as,
 )
 
 HOUR = 3600.0
-LEVELS = (1.21, 1.35)  # cruise and accelerating, as CONV_M1 in the generated history
+# (current, weight, share of the friction excess it takes): cruise and accelerating, as CONV_M1
+LEVELS = ((1.21, 1.0, 1.0), (1.35, 1.0, 1.0))
+# HBW_M1_X: levels closer together than the excess; transients take only part of it
+CLOSE_LEVELS = ((1.20, 0.6, 1.0), (1.28, 0.15, 0.7), (1.50, 0.25, 0.75))
 
 
 class Motor:
-    """A motor that runs 20 samples every hour with a friction excess of ``excess(t)``."""
+    """A motor that runs every ``step_h`` (20 one-second samples, one start) with a friction
+    excess of ``excess(t)``."""
 
-    def __init__(self, estimator: Estimator, motor_id: str = 'CONV_M1') -> None:
+    def __init__(
+        self,
+        estimator: Estimator,
+        motor_id: str = 'CONV_M1',
+        levels: tuple[tuple[float, float, float], ...] = LEVELS,
+    ) -> None:
         self.estimator = estimator
         self.motor_id = motor_id
+        self.levels = levels
         self.rng = random.Random(1)
         self.starts = 0
         self.events: list[AlertEvent] = []
@@ -37,14 +50,15 @@ class Motor:
         while t < start_h + hours:
             for k in range(20):
                 now = t * HOUR + k * 30.0
-                self.starts += 1
+                self.starts += k == 0  # one start per run of 20 samples
                 extra = excess(now / HOUR)  # type: ignore[operator]
-                current = self.rng.choice(LEVELS) + extra + self.rng.gauss(0.0, 0.005)
+                level, _, share = self.rng.choices(self.levels, [w for _, w, _ in self.levels])[0]
+                current = level + share * extra + self.rng.gauss(0.0, 0.005)
                 self.estimator.on_motor(
                     MotorSample(now, self.motor_id, True, current, 30.0, 0, self.starts)
                 )
                 self.estimator.on_motor(
-                    MotorSample(now + 5.0, self.motor_id, False, 0.05, 30.0, 0, self.starts)
+                    MotorSample(now + 1.0, self.motor_id, False, 0.05, 30.0, 0, self.starts)
                 )
             t += step_h
             now = t * HOUR
@@ -77,6 +91,21 @@ def test_growing_friction_gives_a_converging_rul_and_one_warning_before_the_thre
     assert warnings[0].time_s <= (failure_h - 24.0) * HOUR
     # The friction threshold plans maintenance; it never stops the line by itself.
     assert not [e for e in motor.events if e.severity == Level.CRITICAL]
+
+
+def test_levels_closer_than_the_excess_are_not_taken_for_one_another() -> None:
+    """HBW_M1_X's levels sit 0.08 and 0.3 A apart, less than the 0.45 A excess at failure, and
+    the friction grows in steps of 0.045 A (as a generated onset does): a step is not taken for
+    the next level (the level tracking before read 0.27 A here, and a RUL of 50 h)."""
+    estimator = Estimator()
+    motor = Motor(estimator, 'HBW_M1_X', CLOSE_LEVELS)
+    motor.run_hours(0.0, 24.0, lambda h: 0.0)
+    motor.run_hours(24.0, 100.0, lambda h: 0.045 * (max(0.0, h - 24.0) // 12))
+    forecast = estimator.forecasts(124.0 * HOUR)[0]
+    assert forecast.estimate.excess_current_a == pytest.approx(0.36, abs=0.02)
+    # 0.45 A comes with the step at 144 h. A line through the steps lags them by half a step
+    # (6 h); the RUL is planned on the upper edge of the steps' scatter, which does not.
+    assert forecast.rul_h == pytest.approx(20.0, rel=0.1)
 
 
 def test_a_repair_resets_the_estimate_and_clears_the_alert_once() -> None:
@@ -211,3 +240,48 @@ def test_a_stuck_barrier_and_belt_slip_are_flagged() -> None:
     assert estimator.sensors.slip == pytest.approx(0.3, abs=0.03)
     codes = [a.code for a in belt.alerts()]
     assert codes == ['SENSOR_STUCK_CLEARED', 'BELT_SLIP']
+
+
+def test_a_barrier_left_triggered_while_the_belt_starts_slipping_is_not_stuck() -> None:
+    """The slip since the barrier rose tells a workpiece left short by a slipping belt from a
+    stuck sensor before the slip_window_mm measurement catches up (issue 10, vgr_arm)."""
+    estimator = Estimator()
+    belt = Belt(estimator)
+    for _ in range(60):
+        belt.move(100.0, 100.0)
+    estimator.on_edge(SensorEdge(belt.t, 'CONV_L3_EXIT', True))
+    for _ in range(20):  # 1600 mm of belt under the barrier, the slip window not yet full
+        belt.move(100.0, 80.0)
+    assert estimator.sensors.stuck['CONV_L3_EXIT']
+    assert belt.alerts() == []
+    for _ in range(40):
+        belt.move(100.0, 80.0)
+    assert [(a.component_id, a.code) for a in belt.alerts()] == [('CONV_M1', 'BELT_SLIP')]
+
+
+def test_a_warning_needs_a_confident_rul_and_is_held_by_the_rul_alone() -> None:
+    motor = MotorEstimator('HBW_M2_Y', EstimatorConfig())
+
+    def estimate(confidence: float) -> Estimate:
+        return Estimate(0.99, 20.0, confidence, math.inf, 1.0, 0.05)
+
+    assert motor.level(estimate(0.2), relax=1.0) is Level.NONE  # a trend of a few scattered bins
+    assert motor.level(estimate(0.8), relax=1.0) is Level.WARNING
+    assert motor.level(estimate(0.2), relax=1.5) is Level.WARNING  # raised: held
+
+
+@pytest.mark.parametrize('steady', [1.2, 1.45, 1.8])
+def test_the_inrush_overcurrent_of_a_start_is_the_integral_of_the_transient(
+    steady: float,
+) -> None:
+    """Closed form against a midpoint sum of (i - limit)+ over i = steady + (2.5 - steady)·
+    exp(-t / 0.15) (above the limit only the transient counts: the steady part is the running
+    samples' overcurrent)."""
+    dt = 1e-5
+    floor = max(1.5, steady)
+    numeric = sum(
+        max(0.0, steady + (2.5 - steady) * math.exp(-(k + 0.5) * dt / 0.15) - floor) * dt
+        for k in range(300_000)
+    )
+    assert inrush_overcurrent_as(steady, 2.5, 1.5, 0.15) == pytest.approx(numeric, rel=1e-3)
+    assert inrush_overcurrent_as(math.nan, 2.5, 1.5, 0.15) == 0.0  # levels not learnt yet

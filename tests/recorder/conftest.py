@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from stf_nodes import interfaces, runtime
 from stf_nodes.storage import normalize_url
-from tests.conftest import Processes, wait_until
+from tests.conftest import Processes, unavailable, wait_until
 from tests.storage.conftest import BACKENDS, own_database  # noqa: F401
 
 BIN = Path(sys.executable).parent
@@ -73,6 +74,21 @@ def peer(router: str) -> Iterator[Peer]:
     made = Peer(f'recorder_test_{os.getpid()}')
     yield made
     made.close()
+
+
+@contextmanager
+def small_disk(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount's syntax: 1m, 64m) at ``mount``, a new directory; needs the
+    right to mount (root on this machine and in CI), else the test is skipped with the reason."""
+    mount.mkdir()
+    made = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        unavailable(f'cannot mount a tmpfs here: {made.stderr.strip()}')
+    try:
+        yield mount
+    finally:
+        subprocess.run(['umount', '-l', str(mount)], check=False)
 
 
 def start_recorder(

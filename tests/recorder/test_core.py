@@ -14,8 +14,10 @@ Inventory = interfaces.get_message_class('stf_msgs/msg/Inventory')
 InventorySlot = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
 Workpiece = interfaces.get_message_class('stf_msgs/msg/Workpiece')
 Log = interfaces.get_message_class('rcl_interfaces/msg/Log')
+Alert = interfaces.get_message_class('stf_msgs/msg/Alert')
 DiagnosticArray = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticArray')
 DiagnosticStatus = interfaces.get_message_class('diagnostic_msgs/msg/DiagnosticStatus')
+HealthForecast = interfaces.get_message_class('stf_msgs/msg/HealthForecast')
 
 MOTORS = Source('/stf/motors', 'stf_msgs/msg/MotorState', 'factory_1')
 CONVEYOR = Source('/factory_2/stf/conveyor/state', 'stf_msgs/msg/ConveyorState', 'factory_2',
@@ -111,6 +113,28 @@ def test_unknown_and_invalid_ids() -> None:
     assert len(warnings) == 2  # once for the unknown id, once for invalid ids
 
 
+def test_alert_components_and_slots_are_not_taken_for_unknown_parts() -> None:
+    """Stations, nodes and rack slots are not motor or sensor ids: no warning, not counted
+    (every factory's recorder warned about the rack's slots and each station's alerts)."""
+    warnings: list[str] = []
+    core = RecorderCore(known_components=['CONV_M1'], warn=warnings.append)
+    alerts = Source('/stf/alerts', 'stf_msgs/msg/Alert', '')
+    inventory = Source('/stf/inventory', 'stf_msgs/msg/Inventory', '')
+    rack = Inventory(slots=[InventorySlot(slot='A1'), InventorySlot(slot='bad\nslot')])
+    batch = core.process(
+        [
+            received(alerts, Alert(component_id='vgr', code='STATION_UNAVAILABLE'), 1),
+            received(alerts, Alert(component_id='recorder', code='RECORDER_DROPPED'), 2),
+            received(inventory, rack, 1),
+        ],
+        [],
+    )
+    assert batch.tables['alerts']['component_id'] == ['vgr', 'recorder']
+    assert batch.tables['inventory_changes']['slot'] == ['A1']
+    assert core.counters.unknown_ids == 0 and core.counters.malformed == 1
+    assert len(warnings) == 1 and 'invalid id' in warnings[0], warnings
+
+
 def test_station_state_records_changes_only() -> None:
     core = RecorderCore()
     sensors = [SensorState(sensor_id='CONV_L1_ENTRY', triggered=False, value=0.9)]
@@ -164,3 +188,29 @@ def test_inventory_changes_and_diagnostics_changes_and_logs() -> None:
     assert batch.tables['inventory_changes']['workpiece_id'] == ['WP1', 'WP2', '']
     assert batch.tables['diagnostic_changes']['level'] == [0, 1]
     assert batch.tables['logs']['factory'] == ['factory_3']
+
+
+def test_forecast_rows_carry_every_health_forecast_field() -> None:
+    core = RecorderCore()
+    forecasts = Source('/stf/maintenance/forecast', 'stf_msgs/msg/HealthForecast', '')
+    message = HealthForecast(
+        component_id='CONV_M1',
+        health=0.9,
+        degradation_per_h=0.01,
+        remaining_useful_life_h=40.0,
+        rul_lower_h=30.0,
+        rul_upper_h=math.inf,
+        confidence=0.8,
+        method='friction-trend',
+        severity=1,
+        recommendation='schedule maintenance of CONV_M1 within 40 h',
+    )
+    batch = core.process([received(forecasts, message, 1)], [])
+    row = {name: values[0] for name, values in batch.tables['forecasts'].items()}
+    assert set(row) - {'time', 'factory'} == set(HealthForecast.__dataclass_fields__) - {'header'}
+    assert (row['rul_lower_h'], row['rul_upper_h'], row['method'], row['severity']) == (
+        30.0,
+        math.inf,  # the writer stores a non-finite value as NULL (unbounded)
+        'friction-trend',
+        1,
+    )

@@ -10,32 +10,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Processes, unavailable, wait_until
+from tests.conftest import Processes, wait_until
 
-from .conftest import MotorState, Peer, publish_motors, query, start_recorder, stop, wait_recording
+from .conftest import (
+    MotorState,
+    Peer,
+    publish_motors,
+    query,
+    small_disk,
+    start_recorder,
+    stop,
+    wait_recording,
+)
 
 TOPIC = '/diskfull/motors'
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (needs the right to mount: root on this machine and in CI)."""
-    mount = tmp_path / 'disk'
-    mount.mkdir()
-    made = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if made.returncode != 0:
-        unavailable(f'cannot mount a tmpfs here: {made.stderr.strip()}')
-    try:
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / 'disk', '1m') as mount:
         yield mount
-    finally:
-        subprocess.run(['umount', '-l', str(mount)], check=False)
 
 
 def test_a_full_disk_drops_and_counts_then_recording_resumes(
-    small_disk: Path, peer: Peer, processes: Processes
+    disk: Path, peer: Peer, processes: Processes
 ) -> None:
-    url = f'sqlite:///{small_disk / "history.db"}'
+    url = f'sqlite:///{disk / "history.db"}'
     recorder = start_recorder(processes, url, f'topics:=["{TOPIC}"]', 'buffer_messages:=500',
                               'retry_max_s:=0.5')  # fmt: skip
     lines: list[str] = []
@@ -50,7 +50,7 @@ def test_a_full_disk_drops_and_counts_then_recording_resumes(
         assert recorder.poll() is None, ''.join(lines)
     assert 'DATABASE_UNAVAILABLE' in peer.codes()
     assert 'full' in peer.diagnostics[-1].message
-    subprocess.run(['mount', '-o', 'remount,size=64m', str(small_disk)], check=True)
+    subprocess.run(['mount', '-o', 'remount,size=64m', str(disk)], check=True)
     publish_motors(publisher, 300, rate_hz=1000, first=sent)
     sent += 300
     wait_until(lambda: 'DATABASE_RECOVERED' in peer.codes(), timeout=30)

@@ -191,3 +191,15 @@ def test_a_group_of_orders_and_cancels_costs_a_few_statements(
     cancels = 2 if engine.dialect.update_returning else 4
     assert len(written) == cancels + 4, statements
     assert len(queue.list(CommandStatus.PENDING)) == 4
+
+
+def test_a_request_key_sent_twice_in_one_group_makes_one_command(queue: CommandQueue) -> None:
+    first, again = queue.commit_group(
+        [
+            queue.process_write(source_slot='A1', request_key='mqtt:7'),
+            queue.process_write(source_slot='A2', request_key='mqtt:7'),  # the key decides
+        ]
+    )
+    assert again == first and first.source_slot == 'A1'
+    assert [c.id for c in queue.list()] == [first.id]
+    assert _reserved(queue)['A2'] is None

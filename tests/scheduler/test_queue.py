@@ -97,6 +97,24 @@ def test_submit_persists_pending_command_with_reservation(queue: CommandQueue) -
     assert (event.from_status, event.to_status, event.reason) == (None, PENDING, 'submitted')
 
 
+def test_a_request_key_sent_again_returns_the_command_it_made(
+    queue: CommandQueue, engine: Engine
+) -> None:
+    """A client's retry after a lost reply (an MQTT order delivered again to a respawned
+    bridge) gets the command of its first request, as it is now; nothing is made twice."""
+    first = queue.submit_process(request_key='mqtt:1')
+    queue.cancel(first.id)
+    again = queue.submit_process(request_key='mqtt:1', flavor='VANILLA')  # the key decides
+    assert again == queue.get(first.id) and again.status is CommandStatus.CANCELLED
+    other = queue.submit_process(request_key='mqtt:2')
+    unkeyed = [queue.submit_process(), queue.submit_process()]
+    assert len({first.id, other.id, *(c.id for c in unkeyed)}) == 4
+    assert len(queue.list()) == 4
+    with engine.connect() as connection:
+        keys = connection.scalars(select(CommandRow.request_key).order_by(CommandRow.id)).all()
+    assert keys == ['mqtt:1', 'mqtt:2', '', '']
+
+
 def test_store_and_retrieve_fill_their_fields(queue: CommandQueue) -> None:
     store = queue.submit_store(flavor='Strawberry', slot='c2', workpiece_id='nfc-0042')
     assert (store.source_slot, store.target_slot) == ('', 'C2')
@@ -155,6 +173,9 @@ def test_cancelling_releases_the_reservation(queue: CommandQueue) -> None:
         (lambda q: q.submit_process(priority=2**31), 'outside the int32 range'),
         (lambda q: q.submit_process(priority='high'), 'priority must be an integer'),
         (lambda q: q.submit_process(priority=True), 'priority must be an integer'),
+        (lambda q: q.submit_process(request_key='k' * 65), 'invalid request_key'),
+        (lambda q: q.submit_process(request_key='key\n'), 'invalid request_key'),
+        (lambda q: q.submit_process(request_key=7), 'request_key must be a string'),
         (lambda q: q.submit_store(flavor='CHOCO', slot='A1'), 'occupied by RAW_DOUGH CHOCO'),
         (lambda q: q.submit_store(flavor=''), 'a flavor is required'),
         (lambda q: q.submit_store(flavor='choco', workpiece_id='w-a2'), 'already in slot A2'),

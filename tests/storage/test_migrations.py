@@ -179,3 +179,29 @@ def test_stf_db_upgrade_reports_an_unusable_database_in_one_line(url: str, reaso
     result = stf('db', 'upgrade', '--db', url, check=False)
     assert result.returncode == 1
     assert result.stderr.count('\n') == 1 and reason in result.stderr
+
+
+def test_forecasts_written_before_the_band_keep_their_values(empty_engine: Engine) -> None:
+    """0004 adds the HealthForecast band, confidence, method and severity to ``forecasts``:
+    a row of 0003 keeps its values and reads NULL / '' / 255 (none) for the new fields."""
+    from alembic import command
+
+    from stf_nodes.storage.schema import _config
+
+    config = _config()
+    with empty_engine.begin() as connection:
+        config.attributes['connection'] = connection
+        command.upgrade(config, '0003_resumable_scheduler')
+        connection.execute(
+            text(
+                'INSERT INTO forecasts (time, factory, component_id, health, degradation_per_h, '
+                "remaining_useful_life_h, recommendation) VALUES ('2026-01-01 00:00:00', '', "
+                "'CONV_M1', 0.9, 0.01, 40.0, 'watch CONV_M1')"
+            )
+        )
+    assert upgrade_schema(empty_engine).after == head_revision() == '0005_order_request_keys'
+    (row,) = _all_rows(empty_engine, frozenset({'forecasts'}))['forecasts']
+    assert (row['component_id'], row['remaining_useful_life_h']) == ('CONV_M1', 40.0)
+    new = ('rul_lower_h', 'rul_upper_h', 'confidence', 'method', 'severity')
+    assert tuple(row[name] for name in new) == (None, None, None, '', 255)
+    assert _schema_differences(empty_engine) == []
