@@ -17,9 +17,13 @@ Policies:
   (PROCESS: the slot its cookie comes from and returns to; STORE: the target; RETRIEVE: the
   source), so two queued commands never count on the same cookie or the same free slot; a
   command that ended with its cookie away from the rack (*stranded*) keeps the reservation
-  until the cookie is back (``returned``) or given up (``lost``). Submission locks the rows it
-  reads (``SELECT ... FOR UPDATE``; SQLite transactions are ``BEGIN IMMEDIATE``), so
-  concurrent submitters, even other processes, cannot reserve one slot twice.
+  until the cookie is back (``returned``) or given up (``lost``). Submissions and cancels
+  lock the rack's rows (``SELECT ... FOR UPDATE``, in slot order; SQLite transactions are
+  ``BEGIN IMMEDIATE``), so concurrent submitters, even other processes, cannot reserve one
+  slot twice.
+- **Group commit** (``commit_group``): the writes of concurrent requests run in one
+  transaction; they read the rack once and insert their commands, reservations and events
+  with one statement per table (``_Group``), each still validated and answered on its own.
 - **Order and exactly-once start.** ``peek_next`` names the PENDING command with the highest
   priority, oldest first; ``start`` moves it to IN_PROGRESS with a compare-and-set, so a
   command is started at most once even with several schedulers on one database.
@@ -48,7 +52,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from typing import Any, cast
 
@@ -116,11 +120,10 @@ _RESERVE = (
     .where(_INVENTORY.c.slot == bindparam('slot_'))
     .values(reserved_by=bindparam('command_'))
 )
-_RELEASE = (
-    update(_INVENTORY)
-    .where(_INVENTORY.c.reserved_by == bindparam('command_'))
-    .values(reserved_by=None)
-)
+_INSERT_EVENT = insert(_EVENTS)
+_INSERT_COMMANDS = insert(_COMMANDS).returning(_COMMANDS.c.id, _COMMANDS.c.uid)
+#: The columns a new command is inserted with from its record (the database numbers it).
+_INSERTED = tuple(f.name for f in fields(CommandRecord) if f.name in _COMMANDS.c and f.name != 'id')
 _CANCEL_PENDING = (
     update(_COMMANDS)
     .where(_COMMANDS.c.id == bindparam('id_'), _COMMANDS.c.status == CommandStatus.PENDING)
@@ -131,6 +134,7 @@ _CANCEL_PENDING = (
         finished_at=bindparam('now_'),
     )
 )
+_CANCEL_PENDING_RETURNING = _CANCEL_PENDING.returning(*_COMMANDS.c)
 _PENDING_CANCELLED = 'cancelled while queued'
 #: A request's reads and writes, run in a transaction it is given; returns the request's result.
 Write = Callable[[Session], Any]
@@ -138,6 +142,113 @@ Write = Callable[[Session], Any]
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class _Group:
+    """What the writes of one transaction share (kept in its ``session.info``), so a group of
+    them costs few statements: the rack's rows, read and locked by the first write that needs
+    them, with the reservations made and released since; and the new commands, reservations
+    and journal events still to be written, by one statement each in ``flush`` before the
+    commit. A write's reads therefore see the writes before it, as if each had run alone.
+
+    A new command has no id until it is inserted: till then its reservation and its events
+    name it by its uid, and its write's result has id 0 (``result`` gives the final one).
+    Whatever needs the id or the row of a new command earlier inserts them all at once
+    (``insert_new``)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Row[Any]] | None = None
+        self._reserved: dict[str, int | str | None] = {}
+        self._changed: set[str] = set()
+        self._new: list[dict[str, Any]] = []
+        self._ids: dict[str, int] = {}
+        self._events: list[dict[str, Any]] = []
+
+    @classmethod
+    def of(cls, session: Session) -> _Group:
+        group = session.info.get(_Group)
+        if group is None:
+            group = session.info[_Group] = cls()
+        return group
+
+    def rack(
+        self, connection: Connection, slots: Sequence[str]
+    ) -> tuple[dict[str, Row[Any]], dict[str, int | str | None]]:
+        """The rack's rows (locked for the transaction) and who has reserved each slot now."""
+        if self._rows is None:
+            self._rows = _read_rack_for_update(connection, slots)
+            self._reserved = {slot: row.reserved_by for slot, row in self._rows.items()}
+        return self._rows, self._reserved
+
+    def holder(self, connection: Connection, slot: str) -> int | None:
+        """The id of the command that reserved ``slot`` (after ``rack``), or None."""
+        if isinstance(self._reserved.get(slot), str):
+            self.insert_new(connection)
+        holder = self._reserved.get(slot)
+        assert not isinstance(holder, str)
+        return holder
+
+    def add_command(
+        self, command: CommandRecord, slot: str, now: datetime, request_key: str
+    ) -> None:
+        """Insert ``command`` (id 0, a new uid) with its reservation of ``slot``."""
+        values = {column: getattr(command, column) for column in _INSERTED}
+        self._new.append(values | {'request_key': request_key})
+        self._reserve(slot, command.uid)
+        self.add_event(command, None, 'submitted', now)
+
+    def add_event(
+        self, command: CommandRecord, previous: CommandStatus | None, reason: str, now: datetime
+    ) -> None:
+        event = _event_values(command, previous, reason, now)
+        event['command_id'] = command.id or command.uid
+        self._events.append(event)
+
+    def release(self, connection: Connection, slots: Sequence[str], command_id: int) -> None:
+        """Free the slot ``command_id`` reserved."""
+        self.rack(connection, slots)
+        for slot, holder in self._reserved.items():
+            if holder == command_id:
+                self._reserve(slot, None)
+
+    def _reserve(self, slot: str, holder: int | str | None) -> None:
+        self._reserved[slot] = holder
+        self._changed.add(slot)
+
+    def insert_new(self, connection: Connection) -> bool:
+        """Insert the new commands (one statement), named by id from now on; whether there
+        were any."""
+        if not self._new:
+            return False
+        inserted = connection.execute(_INSERT_COMMANDS, self._new)
+        self._ids.update({row.uid: row.id for row in inserted})
+        self._new = []
+        for slot, holder in self._reserved.items():
+            if isinstance(holder, str):
+                self._reserved[slot] = self._ids[holder]
+        for event in self._events:
+            if isinstance(event['command_id'], str):
+                event['command_id'] = self._ids[event['command_id']]
+        return True
+
+    def flush(self, connection: Connection) -> None:
+        """Write what the writes left, one statement per table."""
+        self.insert_new(connection)
+        if self._changed:
+            changes = [
+                {'slot_': slot, 'command_': self._reserved[slot]} for slot in sorted(self._changed)
+            ]
+            connection.execute(_RESERVE, changes)
+            self._changed.clear()
+        if self._events:
+            connection.execute(_INSERT_EVENT, self._events)
+            self._events = []
+
+    def result(self, outcome: Any) -> Any:
+        """A write's result after ``flush``: a new command with its id."""
+        if isinstance(outcome, CommandRecord) and not outcome.id:
+            return replace(outcome, id=self._ids[outcome.uid])
+        return outcome
 
 
 class CommandQueue:
@@ -236,7 +347,9 @@ class CommandQueue:
     # Each submission and cancel is also available as a *write*: the request checked on its own
     # (raising Rejected at once), then a function doing its reads and writes in a transaction
     # it is given, so `commit_group` can run the writes of concurrent requests in one. A write
-    # raises Rejected only before its first change (commit_group relies on it).
+    # raises Rejected only before its first change (commit_group relies on it). Part of what it
+    # writes waits in the transaction's `_Group` until `commit_group` flushes it, which also
+    # gives a new command its id in the write's result.
 
     def process_write(
         self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
@@ -285,11 +398,15 @@ class CommandQueue:
         leave part of it written: then the transaction is rolled back and each write runs
         again in a transaction of its own, so the error reaches only the request that caused
         it. An error of the group's transaction itself (its commit, a lost connection) is
-        raised: nothing of the group was committed."""
+        raised: nothing of the group was committed.
+
+        The writes share the rack (``_Group``), read and locked once; the group's new
+        commands, reservations and journal events are written by one statement per table
+        after the last write, before the commit."""
         if len(writes) == 1:
             return [self._commit_alone(writes[0])]
         outcomes: list[Any] = []
-        write_failed = False
+        written = False
         try:
             with self._transaction() as session:
                 for write in writes:
@@ -297,14 +414,14 @@ class CommandQueue:
                         outcomes.append(write(session))
                     except Rejected as exc:
                         outcomes.append(exc)
-                    except SQLAlchemyError:
-                        write_failed = True
-                        raise
+                group = _Group.of(session)
+                group.flush(session.connection())
+                written = True
         except SQLAlchemyError:
-            if not write_failed:
+            if written:
                 raise  # the commit: whether it happened is unknown, so nothing is run again
             return [self._commit_alone(write) for write in writes]
-        return outcomes
+        return [group.result(outcome) for outcome in outcomes]
 
     def _commit_alone(self, write: Write) -> Any:
         try:
@@ -314,7 +431,10 @@ class CommandQueue:
 
     def _commit(self, write: Write) -> Any:
         with self._transaction() as session:
-            return write(session)
+            result = write(session)
+            group = _Group.of(session)
+            group.flush(session.connection())
+            return group.result(result)
 
     def _submit_write(
         self,
@@ -327,7 +447,7 @@ class CommandQueue:
         request_key: str = '',
     ) -> Write:
         return lambda session: self._submit(
-            session.connection(),
+            session,
             kind,
             slot=slot,
             flavor=flavor,
@@ -338,7 +458,7 @@ class CommandQueue:
 
     def _submit(
         self,
-        connection: Connection,
+        session: Session,
         kind: CommandKind,
         *,
         slot: str,
@@ -347,41 +467,33 @@ class CommandQueue:
         workpiece_id: str = '',
         request_key: str = '',
     ) -> CommandRecord:
+        connection = session.connection()
+        group = _Group.of(session)
         if request_key:
+            group.insert_new(connection)  # an order before it in the group may carry the key
             made = connection.execute(
                 select(_COMMANDS).where(_COMMANDS.c.request_key == request_key)
             ).first()
             if made is not None:
                 return mapping.command_record(made)
         now = self._clock()
-        rows = _read_rack_for_update(connection, [slot] if slot else self.slots)
+        rows, reserved = group.rack(connection, self.slots)
         if kind is CommandKind.STORE and workpiece_id:
+            group.insert_new(connection)  # they may carry it
             _check_new_workpiece(connection, workpiece_id)
         if slot:
-            problem = _reservation_problem(rows.get(slot), slot) or _content_problem(
-                kind, rows[slot], flavor
-            )
+            problem = _reservation_problem(rows.get(slot), group.holder(connection, slot), slot)
+            problem = problem or _content_problem(kind, rows[slot], flavor)
             if problem:
                 raise Rejected(problem)
             chosen, how = rows[slot], 'requested'
         else:
-            chosen, how = _choose_slot(kind, rows, self.slots, flavor), 'chosen automatically'
+            chosen = _choose_slot(kind, rows, reserved, self.slots, flavor)
+            how = 'chosen automatically'
         if kind is CommandKind.STORE and not workpiece_id:
             workpiece_id = uuid.uuid4().hex[:14]  # the length of a 7-byte NFC tag uid
-        command = _new_command(kind, chosen, flavor, priority, workpiece_id, now)
-        command = replace(
-            command, message=f'queued: {_describe(command)} ({how})', uid=uuid.uuid4().hex[:16]
-        )
-        values = {
-            name: value
-            for name, value in asdict(command).items()
-            if name in _COMMANDS.c and name != 'id'
-        }
-        inserted = connection.execute(insert(_COMMANDS), values | {'request_key': request_key})
-        (command_id,) = inserted.inserted_primary_key or (0,)
-        command = replace(command, id=command_id)
-        connection.execute(_RESERVE, {'slot_': chosen.slot, 'command_': command.id})
-        _add_event(connection, command, None, 'submitted', now)
+        command = _new_command(kind, chosen, flavor, priority, workpiece_id, now, how)
+        group.add_command(command, chosen.slot, now, request_key)
         return command
 
     def cancel(self, command_id: int) -> CancelOutcome:
@@ -396,12 +508,20 @@ class CommandQueue:
         # depends on it); anything else takes the locking path below.
         connection = session.connection()
         values = {'id_': command_id, 'message_': _PENDING_CANCELLED, 'now_': now}
-        if connection.execute(_CANCEL_PENDING, values).rowcount == 1:
-            connection.execute(_RELEASE, {'command_': command_id})
-            row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id))
-            cancelled = mapping.command_record(row.one())
-            _add_event(connection, cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
+        if connection.dialect.update_returning:
+            row = connection.execute(_CANCEL_PENDING_RETURNING, values).first()
+        elif connection.execute(_CANCEL_PENDING, values).rowcount == 1:
+            row = connection.execute(select(_COMMANDS).where(_COMMANDS.c.id == command_id)).one()
+        else:
+            row = None
+        group = _Group.of(session)
+        if row is not None:
+            group.release(connection, self.slots, command_id)
+            cancelled = mapping.command_record(row)
+            group.add_event(cancelled, CommandStatus.PENDING, _PENDING_CANCELLED, now)
             return CancelOutcome(command=cancelled, stop_required=False)
+        if group.insert_new(connection):  # it may be one of them
+            return self._cancel(session, command_id)
         # Not PENDING above, so running (a command never returns to PENDING) or refused.
         running = _lock_command(session, command_id, _ACTIVE)
         if not running.cancel_requested:
@@ -794,11 +914,11 @@ def _lock_command(
     return command
 
 
-def _reservation_problem(row: Row[Any] | None, slot: str) -> str | None:
+def _reservation_problem(row: Row[Any] | None, holder: int | None, slot: str) -> str | None:
     if row is None:
         return f'slot {slot} is not in the inventory'
-    if row.reserved_by is not None:
-        return f'slot {slot} is reserved by command {row.reserved_by}'
+    if holder is not None:
+        return f'slot {slot} is reserved by command {holder}'
     return None
 
 
@@ -818,11 +938,15 @@ def _content_problem(kind: CommandKind, row: Row[Any], flavor: str) -> str | Non
 
 
 def _choose_slot(
-    kind: CommandKind, rows: dict[str, Row[Any]], slots: Iterable[str], flavor: str
+    kind: CommandKind,
+    rows: dict[str, Row[Any]],
+    reserved: dict[str, int | str | None],
+    slots: Iterable[str],
+    flavor: str,
 ) -> Row[Any]:
     for slot in slots:
         row = rows.get(slot)
-        if row is not None and row.reserved_by is None and not _content_problem(kind, row, flavor):
+        if row is not None and reserved[slot] is None and not _content_problem(kind, row, flavor):
             return row
     if kind is CommandKind.STORE:
         raise Rejected('no free slot: every slot is occupied or reserved')
@@ -853,15 +977,17 @@ def _new_command(
     priority: int,
     workpiece_id: str,
     now: datetime,
+    how: str,
 ) -> CommandRecord:
-    """The record of a new command; its id is filled in after the insert."""
+    """The record of a new command (``how`` its slot was found); its id is filled in after the
+    insert."""
     slot = slot_row.slot
     if kind is CommandKind.STORE:
         source, target = '', slot
     else:
         flavor, workpiece_id = slot_row.flavor, slot_row.workpiece_id
         source, target = slot, (slot if kind is CommandKind.PROCESS else '')
-    return CommandRecord(
+    command = CommandRecord(
         id=0,
         kind=kind,
         status=CommandStatus.PENDING,
@@ -876,7 +1002,9 @@ def _new_command(
         created_at=now,
         started_at=None,
         finished_at=None,
+        uid=uuid.uuid4().hex[:16],
     )
+    return replace(command, message=f'queued: {_describe(command)} ({how})')
 
 
 def _describe(command: CommandRow | CommandRecord) -> str:
@@ -946,23 +1074,30 @@ def _store_contents(row: InventoryRow, contents: InventorySlot, now: datetime) -
 
 
 def _add_event(
-    session: Session | Connection,
+    session: Session,
     command: CommandRow | CommandRecord,
     previous: CommandStatus | None,
     reason: str,
     now: datetime,
 ) -> None:
-    session.execute(
-        insert(_EVENTS),
-        {
-            'command_id': command.id,
-            'from_status': previous,
-            'to_status': command.status,
-            'step': command.step,
-            'reason': clean_text(reason, TEXT_LEN),
-            'at': now,
-        },
-    )
+    session.execute(_INSERT_EVENT, _event_values(command, previous, reason, now))
+
+
+def _event_values(
+    command: CommandRow | CommandRecord,
+    previous: CommandStatus | None,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A ``command_events`` row: ``command`` moved from ``previous`` to its status now."""
+    return {
+        'command_id': command.id,
+        'from_status': previous,
+        'to_status': command.status,
+        'step': command.step,
+        'reason': clean_text(reason, TEXT_LEN),
+        'at': now,
+    }
 
 
 def _add_inventory_event(

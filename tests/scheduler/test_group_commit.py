@@ -14,6 +14,8 @@ from stf_nodes.scheduler import CommandQueue, CommandRecord, CommandStatus, Reje
 from stf_nodes.scheduler.group_commit import GroupCommitter
 from tests.conftest import wait_until
 
+PENDING, CANCELLED = CommandStatus.PENDING, CommandStatus.CANCELLED
+
 
 def _reserved(queue: CommandQueue) -> dict[str, int | None]:
     with queue._engine.connect() as connection:
@@ -128,3 +130,76 @@ def test_a_failed_transaction_fails_the_whole_group(queue: CommandQueue, engine:
         committer.close()
     assert all(isinstance(o, SQLAlchemyError) for o in outcomes)
     assert queue.list() == ()
+
+
+def test_a_group_reads_as_if_each_write_ran_alone(queue: CommandQueue) -> None:
+    """A group's new commands are inserted together, yet the writes after one see it: the next
+    order for its slot is refused naming its id, a cancel of its id (the next one) cancels it,
+    and a store of a workpiece id already queued in the group is refused."""
+    last = queue.submit_process(source_slot='A3')
+    ordered, taken, cancelled, again, first, second = queue.commit_group(
+        [
+            queue.process_write(source_slot='A1'),
+            queue.process_write(source_slot='A1'),
+            queue.cancel_write(last.id + 1),  # the id `ordered` gets
+            queue.process_write(source_slot='A1'),
+            queue.store_write(flavor='CHOCO', workpiece_id='w-new'),
+            queue.store_write(flavor='CHOCO', workpiece_id='w-new'),
+        ]
+    )
+    assert ordered.id == last.id + 1
+    assert taken.reason == f'slot A1 is reserved by command {ordered.id}'
+    assert cancelled.command.id == ordered.id and cancelled.command.status == CANCELLED
+    assert again.id > ordered.id and _reserved(queue)['A1'] == again.id
+    assert first.id > again.id and first.target_slot == 'B2'
+    assert second.reason == f'workpiece w-new belongs to command {first.id}'
+    for command in (ordered, again, first):  # each with its own submission event
+        assert queue.events(command.id)[0].reason == 'submitted'
+    assert [e.to_status for e in queue.events(ordered.id)] == [PENDING, CANCELLED]
+    assert {c.id: c.status for c in queue.list()} == {
+        last.id: PENDING,
+        ordered.id: CANCELLED,
+        again.id: PENDING,
+        first.id: PENDING,
+    }
+
+
+def test_a_group_of_orders_and_cancels_costs_a_few_statements(
+    queue: CommandQueue, engine: Engine
+) -> None:
+    """However many orders a group holds, it reads the rack once and writes the new commands,
+    the reservations and the events with one statement each; a queued cancel is one more."""
+    queued = [queue.submit_process(source_slot=slot) for slot in ('A1', 'A2')]
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine, 'before_cursor_execute', record)
+    try:
+        outcomes = queue.commit_group(
+            [queue.cancel_write(command.id) for command in queued]
+            + [queue.process_write(source_slot=slot) for slot in ('A1', 'A2', 'A3', 'B3')]
+        )
+    finally:
+        event.remove(engine, 'before_cursor_execute', record)
+    assert all(not isinstance(outcome, Exception) for outcome in outcomes)
+    written = [s.split()[0].upper() for s in statements if not s.upper().startswith('BEGIN')]
+    # two cancels (one UPDATE each, plus a SELECT where UPDATE cannot return rows), then one
+    # SELECT of the rack, one INSERT of the four commands, one UPDATE of the reservations and
+    # one INSERT of the six events
+    cancels = 2 if engine.dialect.update_returning else 4
+    assert len(written) == cancels + 4, statements
+    assert len(queue.list(CommandStatus.PENDING)) == 4
+
+
+def test_a_request_key_sent_twice_in_one_group_makes_one_command(queue: CommandQueue) -> None:
+    first, again = queue.commit_group(
+        [
+            queue.process_write(source_slot='A1', request_key='mqtt:7'),
+            queue.process_write(source_slot='A2', request_key='mqtt:7'),  # the key decides
+        ]
+    )
+    assert again == first and first.source_slot == 'A1'
+    assert [c.id for c in queue.list()] == [first.id]
+    assert _reserved(queue)['A2'] is None
