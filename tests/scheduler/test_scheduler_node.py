@@ -49,6 +49,7 @@ CommandStatusMsg = interfaces.get_message_class('stf_msgs/msg/CommandStatus')
 RestoreStation = interfaces.get_service('stf_msgs/srv/RestoreStation')
 InventorySlotMsg = interfaces.get_message_class('stf_msgs/msg/InventorySlot')
 WorkpieceMsg = interfaces.get_message_class('stf_msgs/msg/Workpiece')
+ConveyorStateMsg = interfaces.get_message_class('stf_msgs/msg/ConveyorState')
 ON_BELT = 'conveyor transport exit'  # a step during which the cookie is on the belt
 FINISHED = {CommandStatus.COMPLETED, CommandStatus.FAILED, CommandStatus.CANCELLED}
 
@@ -401,6 +402,16 @@ def test_no_cookie_leaves_the_rack_while_the_conveyor_motor_has_failed(
     )
     assert inject.accepted, inject.message
     try:
+        # The order must come after the scheduler heard the conveyor say ERROR: this node and
+        # the scheduler hear its states alike, so two more after the first ERROR are enough.
+        errors: list[Any] = []
+
+        def on_state(state: Any) -> None:
+            if errors or state.state == state.STATE_ERROR:
+                errors.append(state)
+
+        client.node.create_subscription(ConveyorStateMsg, f'{NS}/stf/conveyor/state', on_state, 10)
+        wait_until(lambda: len(errors) >= 3, timeout=20)
         before = client.slots()
         command = process(client)
         time.sleep(1.0)  # 20 s of sim time: the conveyor stays in ERROR
