@@ -161,7 +161,6 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bench = Bench(endpoint, env, python)
     paths = [
         ('DDS → DDS (rclpy, FastDDS)', 'dds', 'dds', '/direct/dds'),
         ('graph → graph (Zenoh)', 'graph', 'graph', '/direct/graph'),
@@ -176,6 +175,7 @@ def main() -> None:
     print(f'{"path":30} {"p50 ms":>8} {"p99 ms":>8} {"msg/s":>9}')
     p50: dict[tuple[str, str], float] = {}
     try:
+        bench = Bench(endpoint, env, python)  # its graph side needs the router: inside
         for name, source, sink, topic in paths:
             timed = bench.run(source, sink, f'{topic}/latency', args.pings, args.rate)
             flood = bench.run(source, sink, f'{topic}/throughput', args.messages, 0)

@@ -186,16 +186,18 @@ class Mosquitto:
         self.start()
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [MOSQUITTO, '-c', str(self.config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        log = self.directory / 'mosquitto.log'  # a file: an unread pipe would stall the broker
+        with log.open('ab') as output:
+            self.process = subprocess.Popen(
+                [MOSQUITTO, '-c', str(self.config)], stdout=output, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 10
         while not listening('127.0.0.1', self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                output = self.process.communicate()[0].decode(errors='replace')
-                raise RuntimeError(f'mosquitto did not start: {output}')
+                self.process.kill()
+                self.process.wait()
+                said = log.read_text(errors='replace')
+                raise RuntimeError(f'mosquitto did not start: {said}')
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -206,6 +208,23 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Starts brokers of the test's own (``Mosquitto`` options) and stops each at its end,
+    passed or failed."""
+    started: list[Mosquitto] = []
+
+    def start(**options: Any) -> Mosquitto:
+        directory = tmp_path / f'mosquitto_{len(started)}'
+        directory.mkdir()
+        started.append(Mosquitto(directory, **options))
+        return started[-1]
+
+    yield start
+    for broker in started:
+        broker.stop()
 
 
 class MqttProbe:

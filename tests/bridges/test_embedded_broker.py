@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,11 @@ from stf_nodes.launcher.brokers import embedded_brokers
 from stf_nodes.launcher.model import NodeSpec
 from stf_nodes.launcher.supervisor import port_open
 from stf_nodes.runtime.router import free_port
-from tests.bridges.mqtt_helpers import Mosquitto, MqttProbe
+from tests.bridges.mqtt_helpers import (  # noqa: F401 - fixture
+    Mosquitto,
+    MqttProbe,
+    private_broker,
+)
 from tests.launcher.conftest import LaunchRun
 
 MIRROR = Path(__file__).resolve().parents[2] / 'launch' / 'mirror.launch.xml'
@@ -60,13 +64,16 @@ def test_embedded_broker_when_nothing_listens(launches: list[LaunchRun], tmp_pat
     probe.close()
 
 
-def test_a_listening_broker_is_used(launches: list[LaunchRun], tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path)
+def test_a_listening_broker_is_used(
+    private_broker: Callable[..., Mosquitto],  # noqa: F811 - fixture
+    launches: list[LaunchRun],
+    tmp_path: Path,
+) -> None:
+    broker = private_broker()
     run = launch(launches, broker.port, tmp_path)
     run.wait_for(rf'^\[launch\] using the MQTT broker on tcp/127\.0\.0\.1:{broker.port}', 30)
     run.wait_for(rf'connected to mqtt://127\.0\.0\.1:{broker.port}', 60)
     assert not any(line.startswith('[mqtt_broker]') for line in run.lines)
-    broker.stop()
 
 
 def test_which_brokers_a_launch_embeds(tmp_path: Path) -> None:

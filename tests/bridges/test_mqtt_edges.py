@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.bridges.mqtt_helpers import (
     ProcessGroup,
     bridge_argv,
     group,  # noqa: F401 - fixture
+    private_broker,  # noqa: F401 - fixture
     require_shared_broker,
     unique,
 )
@@ -37,11 +38,12 @@ def graph(router: str, request: pytest.FixtureRequest) -> Iterator[GraphProbe]:
 
 
 def test_flood_is_rate_limited_and_a_retained_order_is_refused(
+    private_broker: Callable[..., Mosquitto],  # noqa: F811 - fixture
     graph: GraphProbe,
     group: ProcessGroup,  # noqa: F811 - fixture
     tmp_path: Path,
 ) -> None:
-    broker = Mosquitto(tmp_path)
+    broker = private_broker()
     prefix = unique('flood')
     scheduler = FakeScheduler(graph)
     alerts = graph.subscribe('stf_msgs/msg/Alert', 'stf/alerts')
@@ -82,11 +84,12 @@ def test_flood_is_rate_limited_and_a_retained_order_is_refused(
 
 
 def test_kill_9_with_an_unanswered_order_then_a_broker_restart_orders_it_once(
+    private_broker: Callable[..., Mosquitto],  # noqa: F811 - fixture
     graph: GraphProbe,
     group: ProcessGroup,  # noqa: F811 - fixture
     tmp_path: Path,
 ) -> None:
-    broker = Mosquitto(tmp_path, persistence=True)
+    broker = private_broker(persistence=True)
     prefix = unique('k9')
     argv = bridge_argv(
         graph.namespace,
@@ -114,11 +117,12 @@ def test_kill_9_with_an_unanswered_order_then_a_broker_restart_orders_it_once(
 
 
 def test_refused_credentials_are_alerted_and_tls_with_a_password_connects(
+    private_broker: Callable[..., Mosquitto],  # noqa: F811 - fixture
     graph: GraphProbe,
     group: ProcessGroup,  # noqa: F811 - fixture
     tmp_path: Path,
 ) -> None:
-    broker = Mosquitto(tmp_path, passwords={'factory': 's3cret'}, tls=True)
+    broker = private_broker(passwords={'factory': 's3cret'}, tls=True)
     alerts = graph.subscribe('stf_msgs/msg/Alert', 'stf/alerts')
     prefix = unique('tls')
     tls = ['tls.enabled:=true', f'tls.ca_file:={broker.ca_file}']

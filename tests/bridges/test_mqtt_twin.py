@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.bridges.mqtt_helpers import (
     ProcessGroup,
     bridge_argv,
     group,  # noqa: F401 - fixture
+    private_broker,  # noqa: F401 - fixture
     require_shared_broker,
     unique,
 )
@@ -230,11 +231,12 @@ def test_repeated_order_with_the_same_ts_is_ordered_once(factory: Factory) -> No
 
 
 def test_broker_restart_loses_no_acknowledged_order(
+    private_broker: Callable[..., Mosquitto],  # noqa: F811 - fixture
     factory: Factory,
     group: ProcessGroup,  # noqa: F811 - fixture
     tmp_path: Path,
 ) -> None:
-    broker = Mosquitto(tmp_path, persistence=True)
+    broker = private_broker(persistence=True)
     prefix = unique('restart')
     bridge = group.start(
         bridge_argv(
@@ -278,7 +280,6 @@ def test_broker_restart_loses_no_acknowledged_order(
     late.wait_for(f'{prefix}/f/i/state/hbw', lambda s: s['station'] == 'hbw')
     late.close()
     probe.close()
-    broker.stop()
 
 
 def test_executable_stops_cleanly_and_says_offline(
