@@ -371,12 +371,13 @@ class SchedulerNode(runtime.Node):
         future = runtime.Future()
 
         def committed(outcome: Any) -> None:
-            if isinstance(outcome, SQLAlchemyError):
-                self.get_logger().error(f'database error on {action}: {outcome}')
-                response.accepted, response.message = False, f'database error; nothing {action}'
-                future.set_result(response)
-            elif isinstance(outcome, Rejected):
+            if isinstance(outcome, Rejected):
                 response.accepted, response.message = False, outcome.reason
+                future.set_result(response)
+            elif isinstance(outcome, Exception):  # the database's error, or a defect
+                what = 'database error' if isinstance(outcome, SQLAlchemyError) else 'error'
+                self.get_logger().error(f'{what} on {action}: {outcome!r}')
+                response.accepted, response.message = False, f'{what}; nothing {action}'
                 future.set_result(response)
             else:
                 self._committed.append((outcome, finish, future))

@@ -11,8 +11,9 @@ commits form the next group: nothing waits for a timer, so a lone request is com
 once, and under load the groups grow with the rate.
 
 The outcome is the write's result, or the ``Rejected`` / ``SQLAlchemyError`` that undid it;
-when the transaction itself fails (the commit, a lost connection) every request of the
-group gets that error: none of them was committed. Callbacks run on the committer thread,
+when the transaction itself fails (the commit, a lost connection, a defect that raised) every
+request of the group gets that exception: none of them was committed, and the committer goes
+on with the next group. Callbacks run on the committer thread,
 after the commit returned.
 """
 
@@ -22,8 +23,6 @@ import queue as queues
 import threading
 from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from stf_nodes.scheduler.queue import CommandQueue, Write
 
@@ -69,7 +68,7 @@ class GroupCommitter:
     def _commit(self, group: list[tuple[Write, Done]]) -> None:
         try:
             outcomes: list[Any] = self._queue.commit_group([write for write, _ in group])
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # every request is answered; the thread lives on
             outcomes = [exc] * len(group)
         for (_, done), outcome in zip(group, outcomes, strict=True):
             done(outcome)

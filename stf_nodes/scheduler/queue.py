@@ -193,7 +193,7 @@ class _Group:
     ) -> None:
         """Insert ``command`` (id 0, a new uid) with its reservation of ``slot``."""
         values = {column: getattr(command, column) for column in _INSERTED}
-        self._new.append(values | {'request_key': request_key})
+        self._new.append(values | {'request_key': request_key or None})
         self._reserve(slot, command.uid)
         self.add_event(command, None, 'submitted', now)
 
@@ -424,6 +424,14 @@ class CommandQueue:
         return [group.result(outcome) for outcome in outcomes]
 
     def _commit_alone(self, write: Write) -> Any:
+        outcome = self._outcome(write)
+        if isinstance(outcome, IntegrityError):
+            # Another transaction committed a row this write conflicts with (the same request
+            # key, from a deposed leader still committing): once more, now seeing that row.
+            outcome = self._outcome(write)
+        return outcome
+
+    def _outcome(self, write: Write) -> Any:
         try:
             return self._commit(write)
         except (Rejected, SQLAlchemyError) as exc:
@@ -475,7 +483,7 @@ class CommandQueue:
                 select(_COMMANDS).where(_COMMANDS.c.request_key == request_key)
             ).first()
             if made is not None:
-                return mapping.command_record(made)
+                return _same_request(mapping.command_record(made), kind, slot, flavor)
         now = self._clock()
         rows, reserved = group.rack(connection, self.slots)
         if kind is CommandKind.STORE and workpiece_id:
@@ -968,6 +976,15 @@ def _check_new_workpiece(connection: Connection, workpiece_id: str) -> None:
     )
     if moving is not None:
         raise Rejected(f'workpiece {workpiece_id} belongs to command {moving}')
+
+
+def _same_request(made: CommandRecord, kind: CommandKind, slot: str, flavor: str) -> CommandRecord:
+    """``made``, the command a request's key already made, if the request asks for what it
+    did (a repeat); a key used again for another order is refused."""
+    asked_slot = made.target_slot if kind is CommandKind.STORE else made.source_slot
+    if made.kind is not kind or (slot and slot != asked_slot) or (flavor and flavor != made.flavor):
+        raise Rejected(f'request_key already used by command {made.id} for another order')
+    return made
 
 
 def _new_command(

@@ -37,13 +37,17 @@ def parse_name(value: object, allowed: Sequence[str], what: str, *, required: bo
     raise Rejected(f'unknown {what} {quote(value)}: expected one of {", ".join(allowed)}')
 
 
+_REQUEST_KEY = re.compile(rf'[A-Za-z0-9:._/-]{{0,{KEY_LEN}}}')
+
+
 def parse_request_key(value: object) -> str:
-    """A client's key of a request: empty, or up to KEY_LEN printable ASCII characters."""
+    """A client's key of a request: empty, or up to KEY_LEN letters, digits and ``:._/-``
+    (nothing a database could compare loosely: no spaces, case kept)."""
     if not isinstance(value, str):
         raise Rejected(f'request_key must be a string, got {type(value).__name__}')
-    if len(value) > KEY_LEN or not value.isascii() or not value.isprintable():
+    if not _REQUEST_KEY.fullmatch(value):
         raise Rejected(
-            f'invalid request_key {quote(value)}: up to {KEY_LEN} printable ASCII characters'
+            f'invalid request_key {quote(value)}: up to {KEY_LEN} letters, digits and :._/-'
         )
     return value
 

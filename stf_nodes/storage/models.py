@@ -54,6 +54,9 @@ BigIntId = BigInteger().with_variant(Integer(), 'sqlite')
 
 # MySQL/MariaDB: transactional engine and 4-byte UTF-8, whatever the server defaults are.
 _MYSQL_OPTIONS = {'mysql_engine': 'InnoDB', 'mysql_charset': 'utf8mb4'}
+REQUEST_KEY_TYPE = String(KEY_LEN).with_variant(
+    mysql.VARCHAR(KEY_LEN, charset='ascii', collation='ascii_bin'), 'mysql', 'mariadb'
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -122,9 +125,11 @@ class CommandRow(Base):
     step_count: Mapped[int] = mapped_column(Integer, default=0)
     # Finished away from the rack; its workpiece is still to be brought back.
     stranded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    # The client's key of the request that made it (empty: none): the same key again returns
-    # this command instead of making another (a retry after a lost reply).
-    request_key: Mapped[str] = mapped_column(String(KEY_LEN), default='', index=True)
+    # The client's key of the request that made it (NULL: none): the same key again returns
+    # this command instead of making another (a retry after a lost reply). Unique: two
+    # schedulers (a deposed leader still committing) cannot both make a command for one key.
+    # Compared byte for byte (MySQL's default collation takes 'A' for 'a').
+    request_key: Mapped[str | None] = mapped_column(REQUEST_KEY_TYPE, index=True, unique=True)
 
 
 class CommandEventRow(Base):

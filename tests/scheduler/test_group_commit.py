@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -194,12 +195,40 @@ def test_a_group_of_orders_and_cancels_costs_a_few_statements(
 
 
 def test_a_request_key_sent_twice_in_one_group_makes_one_command(queue: CommandQueue) -> None:
-    first, again = queue.commit_group(
+    first, again, other = queue.commit_group(
         [
             queue.process_write(source_slot='A1', request_key='mqtt:7'),
-            queue.process_write(source_slot='A2', request_key='mqtt:7'),  # the key decides
+            queue.process_write(source_slot='A1', request_key='mqtt:7'),  # a repeat
+            queue.process_write(source_slot='A2', request_key='mqtt:7'),  # another order
         ]
     )
     assert again == first and first.source_slot == 'A1'
+    assert isinstance(other, Rejected)
+    assert other.reason == f'request_key already used by command {first.id} for another order'
     assert [c.id for c in queue.list()] == [first.id]
     assert _reserved(queue)['A2'] is None
+
+
+def test_a_key_another_scheduler_commits_meanwhile_still_makes_one_command(
+    queue: CommandQueue, engine: Engine
+) -> None:
+    """A deposed leader still committing the request that the new leader takes again: the
+    unique key fails the later insert, and the write, run again alone, finds the first."""
+    if engine.dialect.name == 'sqlite':
+        pytest.skip('SQLite runs one writing transaction at a time: two cannot interleave')
+    deposed = CommandQueue(engine=engine)
+    theirs: list[CommandRecord] = []
+    fired = threading.Event()
+
+    def meanwhile(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if 'request_key' in statement and statement.startswith('SELECT') and not fired.is_set():
+            fired.set()  # once: the deposed leader's own statements come through here too
+            theirs.append(deposed.submit_process(request_key='mqtt:9'))
+
+    event.listen(engine, 'after_cursor_execute', meanwhile)
+    try:
+        [mine] = queue.commit_group([queue.process_write(request_key='mqtt:9')])
+    finally:
+        event.remove(engine, 'after_cursor_execute', meanwhile)
+    assert mine == theirs[0]
+    assert [c.id for c in queue.list()] == [mine.id]

@@ -102,17 +102,23 @@ def test_a_request_key_sent_again_returns_the_command_it_made(
 ) -> None:
     """A client's retry after a lost reply (an MQTT order delivered again to a respawned
     bridge) gets the command of its first request, as it is now; nothing is made twice."""
-    first = queue.submit_process(request_key='mqtt:1')
+    first = queue.submit_process(request_key='mqtt:1', flavor='CHOCO')
     queue.cancel(first.id)
-    again = queue.submit_process(request_key='mqtt:1', flavor='VANILLA')  # the key decides
+    again = queue.submit_process(request_key='mqtt:1', flavor='CHOCO')
     assert again == queue.get(first.id) and again.status is CommandStatus.CANCELLED
-    other = queue.submit_process(request_key='mqtt:2')
+    # The key used again for another order (a sender repeating its ts): refused, not mixed up.
+    for different in ({'flavor': 'VANILLA'}, {'source_slot': 'A3'}):
+        with pytest.raises(Rejected, match=f'already used by command {first.id}'):
+            queue.submit_process(request_key='mqtt:1', **different)
+    with pytest.raises(Rejected, match='invalid request_key'):
+        queue.submit_process(request_key='MQTT:1 ')  # nothing a database compares loosely
+    other = queue.submit_process(request_key='MQTT:1')  # case is kept
     unkeyed = [queue.submit_process(), queue.submit_process()]
     assert len({first.id, other.id, *(c.id for c in unkeyed)}) == 4
     assert len(queue.list()) == 4
     with engine.connect() as connection:
         keys = connection.scalars(select(CommandRow.request_key).order_by(CommandRow.id)).all()
-    assert keys == ['mqtt:1', 'mqtt:2', '', '']
+    assert keys == ['mqtt:1', 'MQTT:1', None, None]
 
 
 def test_store_and_retrieve_fill_their_fields(queue: CommandQueue) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision: str = '0005_order_request_keys'
 down_revision: str | Sequence[str] | None = '0004_forecast_band'
@@ -22,10 +23,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        'commands', sa.Column('request_key', sa.String(64), nullable=False, server_default='')
+    # NULL when a command has no key; unique, compared byte for byte (ascii_bin on MySQL).
+    key_type = sa.String(64).with_variant(
+        mysql.VARCHAR(64, charset='ascii', collation='ascii_bin'), 'mysql', 'mariadb'
     )
-    op.create_index('ix_commands_request_key', 'commands', ['request_key'])
+    op.add_column('commands', sa.Column('request_key', key_type, nullable=True))
+    op.create_index('ix_commands_request_key', 'commands', ['request_key'], unique=True)
 
 
 def downgrade() -> None:
