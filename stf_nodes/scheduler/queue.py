@@ -48,6 +48,7 @@ Policies:
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -355,8 +356,9 @@ class CommandQueue:
         self, *, source_slot: str = '', flavor: str = '', priority: int = 0, request_key: str = ''
     ) -> Write:
         """``submit_process`` as a write."""
-        return self._submit_write(
-            CommandKind.PROCESS,
+        return functools.partial(
+            self._submit,
+            kind=CommandKind.PROCESS,
             slot=parse_slot(source_slot, self.slots, required=False),
             flavor=parse_flavor(flavor, required=False),
             priority=parse_priority(priority),
@@ -367,8 +369,9 @@ class CommandQueue:
         self, *, flavor: str, slot: str = '', priority: int = 0, workpiece_id: str = ''
     ) -> Write:
         """``submit_store`` as a write."""
-        return self._submit_write(
-            CommandKind.STORE,
+        return functools.partial(
+            self._submit,
+            kind=CommandKind.STORE,
             slot=parse_slot(slot, self.slots, required=False),
             flavor=parse_flavor(flavor, required=True),
             priority=parse_priority(priority),
@@ -377,8 +380,9 @@ class CommandQueue:
 
     def retrieve_write(self, *, slot: str, priority: int = 0) -> Write:
         """``submit_retrieve`` as a write."""
-        return self._submit_write(
-            CommandKind.RETRIEVE,
+        return functools.partial(
+            self._submit,
+            kind=CommandKind.RETRIEVE,
             slot=parse_slot(slot, self.slots, required=True),
             flavor='',
             priority=parse_priority(priority),
@@ -443,26 +447,6 @@ class CommandQueue:
             group = _Group.of(session)
             group.flush(session.connection())
             return group.result(result)
-
-    def _submit_write(
-        self,
-        kind: CommandKind,
-        *,
-        slot: str,
-        flavor: str,
-        priority: int,
-        workpiece_id: str = '',
-        request_key: str = '',
-    ) -> Write:
-        return lambda session: self._submit(
-            session,
-            kind,
-            slot=slot,
-            flavor=flavor,
-            priority=priority,
-            workpiece_id=workpiece_id,
-            request_key=request_key,
-        )
 
     def _submit(
         self,
