@@ -238,8 +238,9 @@ def test_cancel_pending_and_running(client: Client, scheduler: Scheduler) -> Non
     final = client.wait_finished(running)[running]
     assert final.status == CommandStatus.CANCELLED, final.message
     assert 'conveyor belt' in final.message  # where the cookie was when it ended
-    wait_until(lambda: client.slots()[cookie.source_slot].id == cookie.workpiece_id, timeout=20)
-    assert 'returned to' in client.commands()[running].message
+    # The cookie goes home; the command's message says so once the return is recorded.
+    wait_until(lambda: 'returned to' in client.commands()[running].message, timeout=20)
+    assert client.slots()[cookie.source_slot].id == cookie.workpiece_id
     again = client.call(CancelCommand, 'stf/command/cancel', command_id=running)
     assert not again.accepted and 'CANCELLED' in again.message
 
