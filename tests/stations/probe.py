@@ -180,7 +180,9 @@ class FactoryProbe:
 
     # -- services -------------------------------------------------------------------------
 
-    def call(self, station: str, service: str, request: Any, timeout: float = 10.0) -> Any:
+    def call(self, station: str, service: str, request: Any, timeout: float = 30.0) -> Any:
+        # 30 s: a station stepping its physics at a high time scale beside the whole suite on
+        # two cores once left a task request unanswered for 10 s.
         return self.clients[station, service].call(request, timeout_sec=timeout)
 
     def start_task(
