@@ -30,16 +30,25 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+# Markers whose tests run only when ``-m`` names them, which keeps ``make test`` within its
+# time budget: marker -> (the word ``-m`` must contain, the reason they are skipped otherwise).
+OPT_IN = {
+    # kill -9 of every node under a stream of orders, every fault at once, a DDS storm
+    'faults_long': ('faults', 'a long fault run: select it with -m faults'),
+    # several hosts in network namespaces: root and minutes
+    'multihost': ('multihost', 'several hosts in network namespaces: select with -m multihost'),
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The long fault runs (marker ``faults_long``: kill -9 of every node under a stream of
-    orders, a DDS participant storm) run only when ``-m faults`` selects them, which keeps
-    ``make test`` within its time budget."""
-    if 'faults' in (config.option.markexpr or ''):
-        return
-    skip = pytest.mark.skip(reason='a long fault run: select it with -m faults')
-    for item in items:
-        if item.get_closest_marker('faults_long'):
-            item.add_marker(skip)
+    selected = config.option.markexpr or ''
+    for marker, (word, reason) in OPT_IN.items():
+        if word in selected:
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope='session')
