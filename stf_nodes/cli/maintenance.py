@@ -92,14 +92,19 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from stf_nodes.cli.main import _database, _database_url
-    from stf_nodes.maintenance.report import write_report
+    from stf_nodes.maintenance.report import hourly_currents, write_report
 
-    with _database(_database_url(args.db)) as (engine, _):
+    with _database(_database_url(args.db)) as (engine, _), ThreadPoolExecutor(1) as pool:
+        # The database aggregates the currents (no GIL held) while the replay runs in Python.
+        currents = pool.submit(hourly_currents, engine, args.factory)
         result = _replay(engine, args)
-        index = write_report(engine, result, Path(args.out), factory=args.factory)
+        index = write_report(
+            engine, result, Path(args.out), factory=args.factory, currents=currents.result()
+        )
     print(f'wrote {index}')
     return 0
 

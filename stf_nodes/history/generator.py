@@ -361,11 +361,14 @@ class HistoryGenerator:
                 else math.inf
             )
             stop = min(boundary, change, target_s)
+            # A change a rounding error before the boundary (an onset step at 4.1 h) is at it:
+            # the next boundary is counted from there, so this one is sampled now.
+            at_boundary = boundary - stop < 1e-6
             self.factory.idle(stop - self.now)
             self.now = stop
             if stop == change:
                 self._apply_faults(stop)
-            if stop == boundary:
+            if at_boundary:
                 self._sample_idle()
 
     def _apply_faults(self, at_s: float) -> None:
@@ -697,7 +700,14 @@ class HistoryGenerator:
         used = f.involved(plan, recovery=False)
         motors_before = np.array(
             [
-                (m.temperature_c, m.energy_wh, m.runtime_s, m.start_count, m.health)
+                (
+                    m.temperature_c,
+                    m.energy_wh,
+                    m.runtime_s,
+                    m.start_count,
+                    m.health,
+                    m.bearing_damage,
+                )
                 for m in f.motors.values()
             ]
         )
@@ -826,8 +836,8 @@ class HistoryGenerator:
                 fresh = Motor(motor_id=motor_id, config=motor.config, fault_kinds=motor.fault_kinds)
                 fresh.direction, fresh.load = motor.direction, motor.load
                 fresh._since_start_s = motor._since_start_s
-                if electrical:
-                    fresh.set_fault(Fault(electrical[0], electrical[1], None))
+                if electrical:  # its physics only: a bearing's damage is the real motor's
+                    fresh.fault = Fault(electrical[0], electrical[1], None)
                 trace = replay(
                     run.call_logs[motor_id],
                     fresh,
@@ -886,10 +896,11 @@ class HistoryGenerator:
         self, run: CommandRun, stack: Stack, before: np.ndarray, start_axes: dict[str, float]
     ) -> Stack:
         """A reused stack moved onto the motors' real start state (see simulation.py);
-        ``before`` holds temperature, energy, runtime (s), starts and health per motor."""
+        ``before`` holds temperature, energy, runtime (s), starts, health and bearing damage per
+        motor (a plan piece leaves the bearing as it was: its faults are set between pieces)."""
         n_samples = run.n_steps // self.sample_steps + 1
         elapsed = np.arange(n_samples) * self.sample_s
-        t0, e0, r0, s0, h0 = (before[:, i : i + 1] for i in range(5))
+        t0, e0, r0, s0, h0, b0 = (before[:, i : i + 1] for i in range(6))
         v = stack.values
         decay = np.exp(-elapsed[None, :] / self.thermal_tau_s[:, None])
         shift = np.array(
@@ -918,6 +929,7 @@ class HistoryGenerator:
             end['start_count'] += int(s0[i, 0])
             end['temperature_c'] += (t0[i, 0] - self.ambient_c[i]) * end_decay[i]
             end['health'] = max(0.0, h0[i, 0] - (1.0 - end['health']))
+            end['bearing_damage'] = b0[i, 0]
             ends.append(end)
         return Stack(
             values=values,

@@ -29,6 +29,10 @@ Format (a contract: users write scenarios this code never saw)::
   still active applies again. Events may overlap; a component may have several.
 - A maintenance entry clears every event of its component that began before it and, for a
   motor, restores its health to 1.0.
+- A bearing that wears out needs no scripted failure: BEARING_WEAR takes health as its
+  friction grows (``bearing_health_per_a``, ``stf_nodes/sim/motor.py``), so a new motor is due
+  (health below 0.5) at about magnitude 1.5. A MOTOR_FAILURE is a sudden failure; scripted at
+  the end of a smaller wear, it fails the motor at a time its signals could not foretell.
 
 Validation refuses, with ``file:line: field: reason`` and before anything is written: YAML
 that does not parse, unknown keys, missing or mistyped fields, components the factory does not
@@ -344,10 +348,12 @@ class FaultSchedule:
 
     Onsets grow in steps of ``onset_step`` of the magnitude, each step applied once reached
     (a fraction below the first step is no fault yet): the generator reuses simulations of
-    equal fault states, and the steps bound how many distinct states an onset produces.
+    equal fault states, and the steps bound how many distinct states an onset produces. 40
+    steps: a friction growing over 72 h rises every 1.8 h, close to the smooth growth of a
+    real bearing (10 steps, 7.2 h apart, put the failure up to a step away from the trend).
     """
 
-    def __init__(self, scenario: Scenario, history_h: float, *, onset_step: float = 0.1) -> None:
+    def __init__(self, scenario: Scenario, history_h: float, *, onset_step: float = 0.025) -> None:
         self.scenario = scenario
         self.history_h = history_h
         self.onset_step = onset_step

@@ -27,10 +27,11 @@ BEARING_WEAR, VIBRATION, with the magnitude the scenario has then) and applied t
 motor, because the motor model is linear in what depends on the start: energy, running time
 and starts add up; the temperature is the replay's plus the decay of the start's excess over
 ambient (C·dT/dt is linear in T, stepped exactly); the health loss does not depend on the
-health unless the winding passes ``wear_temperature_c``. Pieces where that could happen, with
-a failed motor (MOTOR_FAILURE collapses health toward a level), or during which a fault starts
-or ends, are simulated step by step on the real state instead (``CommandRun.exact``); the
-steps of an onset take effect at the next piece.
+health unless the winding passes ``wear_temperature_c``; the health a worn bearing takes is
+the real motor's, taken when its fault is set between pieces, never in a replay. Pieces where
+the winding could get that hot, with a failed motor (MOTOR_FAILURE collapses health toward a
+level), or during which a fault starts or ends, are simulated step by step on the real state
+instead (``CommandRun.exact``); the steps of an onset take effect at the next piece.
 """
 
 from __future__ import annotations
@@ -329,6 +330,7 @@ def motor_state(motor: Motor) -> dict[str, float]:
         'energy_wh': motor.energy_wh,
         'temperature_c': motor.temperature_c,
         'health': motor.health,
+        'bearing_damage': motor.bearing_damage,
         'start_count': motor.start_count,
         'runtime_s': motor.runtime_s,
         '_since_start_s': motor._since_start_s,

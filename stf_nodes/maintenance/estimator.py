@@ -5,7 +5,10 @@ Pure: no transport, no database, no clock. The ``maintenance`` node feeds it liv
 It never reads ``MotorState.health``: a real line does not publish one, and the twin's health is
 the ground truth it is scored against.
 
-Motors (:class:`MotorEstimator`), two degradation paths; the forecast takes the RUL of the one
+Motors (:class:`MotorEstimator`). The health is that of the motor model (``MotorConfig``, what
+a data sheet gives): 1 minus the wear of use since the last repair (the damage) minus the
+friction a worn bearing adds to the current, ``bearing_health_per_a`` per ampere (a bearing's
+damage shows as its friction). Two degradation paths; the forecast takes the RUL of the one
 that reaches the maintenance threshold first:
 
 - **friction trend** (``method = 'friction-trend'``). A motor's running current sits at a few
@@ -21,25 +24,23 @@ that reaches the maintenance threshold first:
   1.20, 1.28, 1.50 A) are not taken for one another. A least-squares line through the bins
   since the onset (the last bin without excess; at least ``trend_window_h``, at most
   ``max_trend_window_h``) gives the excess now and its growth: a growing friction is fitted on
-  all of its growth. The motor is due when the excess reaches ``failure_excess_a`` (the P-F
-  threshold: a calibration of the line, 0.45 A by default). RUL is the time for the upper
-  edge of the bins' scatter about the line to get there: the line plus sqrt(3) times the
+  all of its growth. The motor is due when the health, the friction taken at the upper edge
+  of the bins' scatter about the line, reaches the threshold: the line plus sqrt(3) times the
   residuals' standard deviation, the half-width of a uniform scatter, as a friction growing
   in steps leaves about a line through it. Planning on that edge is the safe side: for a
   friction that grows smoothly with noise it shortens the RUL by that much over the slope.
+  The health falls at the slope times ``bearing_health_per_a`` plus the damage rate below.
   Band: the slope ±2 standard errors; confidence: the fit's R² times the number of bins (full
   at 8).
-- **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model (the
-  coefficients of ``MotorConfig``, what a data sheet gives): per running hour a base wear,
-  friction wear proportional to the excess, overcurrent wear per ampere above
+- **damage rate** (``method = 'damage-rate'``). Miner's rule over the motor's wear model:
+  per running hour a base wear, overcurrent wear per ampere above
   ``current_limit_a`` (a sample right after a start may catch the inrush: the steady current,
   cruise level plus excess, stands for it); per hour and kelvin above ``wear_temperature_c``;
   per start, plus the overcurrent of its inrush (``inrush_current_a`` decaying with
   ``inrush_tau_s`` onto the steady current: the data sheet's transient, integrated in closed
-  form; short moves between two samples show only as starts). The reported health is 1
-  minus the damage summed since the last repair; its RUL extrapolates the damage of the last
-  ``trend_window_h`` (calendar time, idle nights included); the band uses the rates over half
-  and twice that.
+  form; short moves between two samples show only as starts). Its RUL extrapolates the
+  damage of the last ``trend_window_h`` (calendar time, idle nights included) from the health
+  with the friction as it is now; the band uses the rates over half and twice that.
 
 Levels: WARNING when the health is below ``warning_health`` or either RUL below
 ``warning_rul_h``; CRITICAL only from the damage path (health below ``critical_health`` or
@@ -114,10 +115,10 @@ class EstimatorConfig(ParameterConfig):
     overcurrent_a: Annotated[
         float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
     ] = 3.0
-    failure_excess_a: Annotated[
+    bearing_health_per_a: Annotated[
         float,
-        Doc('friction excess current at which a motor is due (P-F threshold)', unit='A', low=0.0),
-    ] = 0.45
+        Doc('health a worn bearing takes per ampere of its friction current', unit='1/A', low=0.0),
+    ] = 1.1
     bin_s: Annotated[
         float, Doc('width of the bins the trends are fitted on', unit='s', low=0.0)
     ] = 3600.0
@@ -132,9 +133,6 @@ class EstimatorConfig(ParameterConfig):
     ] = 168.0
     wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
     wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
-    friction_wear_per_ah: Annotated[
-        float, Doc('health lost per running hour and ampere of friction excess', low=0.0)
-    ] = 0.05 / 0.3
     wear_per_overcurrent_ah: Annotated[
         float, Doc('health lost per hour and ampere above current_limit_a', low=0.0)
     ] = 0.5
@@ -215,7 +213,7 @@ class EstimatorConfig(ParameterConfig):
         positive = (
             'baseline_samples',
             'level_width_a',
-            'failure_excess_a',
+            'bearing_health_per_a',
             'trend_window_h',
             'max_gap_s',
         )
@@ -474,14 +472,13 @@ class MotorEstimator:
             self.gaps += 1
             return
         damage = 0.0
-        excess = max(0.0, self._excess_now(last.time_s))
-        steady = self.cruise_a + excess  # NaN until the levels are learnt
+        starts = sample.start_count - last.start_count
         if last.running:
             run_h = min(dt, c.max_running_dt_s) / HOUR
-            damage += run_h * (c.wear_per_running_h + c.friction_wear_per_ah * excess)
+            damage += run_h * c.wear_per_running_h
             # Right after a start the sample may catch the inrush (accounted per start below):
             # the steady current stands for it.
-            current = steady if last_started else last.current_a
+            current = self._steady_a(last.time_s) if last_started else last.current_a
             if math.isfinite(current):
                 overcurrent = max(0.0, current - c.current_limit_a)
                 damage += run_h * c.wear_per_overcurrent_ah * overcurrent
@@ -489,14 +486,17 @@ class MotorEstimator:
         if math.isfinite(temperature) and -50.0 < temperature < 400.0:
             hot = max(0.0, temperature - c.wear_temperature_c)
             damage += dt / HOUR * c.wear_per_kelvin_h * hot
-        starts = sample.start_count - last.start_count
         if 0 < starts < 10_000:  # a counter that went back: the node restarted
             inrush = inrush_overcurrent_as(
-                steady, c.inrush_current_a, c.current_limit_a, c.inrush_tau_s
+                self._steady_a(last.time_s), c.inrush_current_a, c.current_limit_a, c.inrush_tau_s
             )
             damage += starts * (c.wear_per_start + c.wear_per_overcurrent_ah * inrush / HOUR)
         self.damage += damage
         hour.damage += damage
+
+    def _steady_a(self, time_s: float) -> float:
+        """The running current at cruise with the friction then (NaN until levels are learnt)."""
+        return self.cruise_a + max(0.0, self._excess_now(time_s))
 
     def _hour(self, time_s: float) -> _Hour:
         if self.hours and 0.0 <= time_s - self.hours[-1].start_s < self.config.bin_s:
@@ -574,22 +574,28 @@ class MotorEstimator:
 
     def forecast(self, time_s: float) -> Forecast:
         c = self.config
-        span = 1.0 - c.threshold
+        k = c.bearing_health_per_a
         _, b, se, r2, n = self._fit
         excess = max(0.0, self._excess_now(time_s))
-        room = max(0.0, c.failure_excess_a - excess - math.sqrt(3.0) * self._sigma)
+        rates, bins = self._damage_rates(time_s, (0.5, 1.0, 2.0))
+        health = max(0.0, 1.0 - self.damage - k * excess)
+
+        upper_excess = excess + math.sqrt(3.0) * self._sigma
+        room = max(0.0, 1.0 - self.damage - k * upper_excess - c.threshold)
         significant = n >= 3 and b > 0 and b > se
         if room == 0.0:
             friction = (0.0, 0.0, 0.0)
         elif significant:
-            upper = room / (b - 2 * se) if b > 2 * se else math.inf
-            friction = (room / b, room / (b + 2 * se), upper)
+            slowest = k * (b - 2 * se) + rates[1]
+            friction = (
+                room / (k * b + rates[1]),
+                room / (k * (b + 2 * se) + rates[1]),
+                room / slowest if slowest > 0 else math.inf,
+            )
         else:
             friction = (math.inf, math.inf, math.inf)
         friction_conf = max(0.0, r2) * min(1.0, n / 8.0) if significant else 0.0
 
-        health = max(0.0, 1.0 - self.damage)
-        rates, bins = self._damage_rates(time_s, (0.5, 1.0, 2.0))
         left = max(0.0, health - c.threshold)
         ruls = [left / r if r > 0 else math.inf for r in rates]
         damage = (ruls[1], min(ruls), max(ruls))
@@ -597,7 +603,7 @@ class MotorEstimator:
 
         if friction[0] < damage[0]:
             method, rul, conf = 'friction-trend', friction, friction_conf
-            degradation = span * b / c.failure_excess_a
+            degradation = k * b + rates[1]
         else:
             method, rul, conf = 'damage-rate', damage, damage_conf
             degradation = rates[1]
@@ -626,13 +632,17 @@ class MotorEstimator:
         windows = [k * self.config.trend_window_h for k in factors]
         sinces = [time_s - w * HOUR for w in windows]
         damage, bins = [0.0] * len(windows), [0] * len(windows)
+        total, count, k = 0.0, 0, 0
         for hour in reversed(self.hours):
-            if hour.start_s < sinces[-1]:
+            while k < len(sinces) and hour.start_s < sinces[k]:  # window k is complete
+                damage[k], bins[k] = total, count
+                k += 1
+            if k == len(sinces):
                 break
-            for k, since in enumerate(sinces):
-                if hour.start_s >= since:
-                    damage[k] += hour.damage
-                    bins[k] += 1
+            total += hour.damage
+            count += 1
+        for rest in range(k, len(sinces)):
+            damage[rest], bins[rest] = total, count
         return [d / w for d, w in zip(damage, windows, strict=True)], bins
 
     def level(self, e: Estimate, relax: float) -> Level:

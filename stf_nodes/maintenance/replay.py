@@ -43,6 +43,7 @@ from stf_nodes.maintenance.estimator import (
     MotorSample,
     SensorEdge,
 )
+from stf_nodes.storage.db import read_connection
 from stf_nodes.storage.history import (
     GroundTruthFaultRow,
     GroundTruthHealthRow,
@@ -87,7 +88,7 @@ def iso(seconds: float | None) -> str | None:
 
 
 def time_range(engine: Engine, factory: str = '') -> tuple[float, float] | None:
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         first, last = connection.execute(
             select(func.min(MotorSampleRow.time), func.max(MotorSampleRow.time)).where(
                 MotorSampleRow.factory == factory
@@ -132,19 +133,19 @@ def _motor_stream(engine: Engine, factory: str, until: datetime | None) -> Itera
     )
     if until is not None:
         query = query.where(m.time <= until)
-    with engine.connect().execution_options(yield_per=20_000) as connection:
-        for time, motor_id, running, current, temperature, encoder, starts in connection.execute(
-            query
-        ):
-            yield MotorSample(
-                time,
-                motor_id,
-                bool(running),
-                math.nan if current is None else current,
-                math.nan if temperature is None else temperature,
-                encoder,
-                starts,
-            )
+    with read_connection(engine).execution_options(yield_per=20_000) as connection:
+        # Whole partitions: fetching row by row costs as much as the estimator's work.
+        for rows in connection.execute(query).partitions():
+            for time, motor_id, running, current, temperature, encoder, starts in rows:
+                yield MotorSample(
+                    time,
+                    motor_id,
+                    bool(running),
+                    math.nan if current is None else current,
+                    math.nan if temperature is None else temperature,
+                    encoder,
+                    starts,
+                )
 
 
 def _edge_stream(
@@ -158,7 +159,7 @@ def _edge_stream(
     )
     if until is not None:
         query = query.where(e.time <= until)
-    with engine.connect().execution_options(yield_per=20_000) as connection:
+    with read_connection(engine).execution_options(yield_per=20_000) as connection:
         for time, sensor_id, triggered in connection.execute(query):
             yield SensorEdge(time, sensor_id, bool(triggered))
 
@@ -273,7 +274,7 @@ class _Fault:
 
 
 def has_ground_truth(engine: Engine, factory: str = '') -> bool:
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         return (
             connection.execute(
                 select(GroundTruthHealthRow.id)
@@ -369,7 +370,7 @@ def truth(engine: Engine, factory: str) -> dict[str, list[tuple[float, float]]]:
         .where(g.factory == factory)
         .order_by(g.motor_id, g.time)
     )
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         for motor_id, time, health in connection.execute(query):
             out.setdefault(motor_id, []).append((time, health))
     return out
@@ -377,7 +378,7 @@ def truth(engine: Engine, factory: str) -> dict[str, list[tuple[float, float]]]:
 
 def faults(engine: Engine, factory: str, end_s: float) -> list[_Fault]:
     g = GroundTruthFaultRow
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         rows = connection.execute(
             select(g.component_id, g.kind, g.onset_at, g.started_at, g.ended_at).where(
                 g.factory == factory

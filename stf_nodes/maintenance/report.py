@@ -34,6 +34,7 @@ from stf_nodes.maintenance.replay import (
     iso,
     truth,
 )
+from stf_nodes.storage.db import read_connection
 from stf_nodes.storage.history import CommandTransitionRow, MotorSampleRow
 
 SEVERITY_COLORS = {0: 'tab:blue', 1: 'tab:orange', 2: 'tab:red', 3: 'darkred'}
@@ -58,22 +59,33 @@ def _motor_axes(motors: list[str], height: float) -> tuple[Any, list[Any]]:
     return fig, [row[0] for row in axes]
 
 
-def _currents(engine: Engine, result: Replay, out: Path, factory: str) -> str:
+CurrentSeries = dict[str, list[tuple[float, float, float]]]
+
+
+def hourly_currents(engine: Engine, factory: str = '') -> CurrentSeries:
+    """Per motor (mid-hour epoch seconds, mean, peak) of the running current: the shape of
+    the signal without a million points. One aggregate the database computes on its own
+    (``stf report`` runs it beside the replay)."""
     m = MotorSampleRow
-    motors = sorted(result.forecasts)
-    intervals = faults(engine, factory, result.end_s)
-    # Hourly means of the running current: the shape of the signal without a million points.
     hour = func.floor(_epoch(m.time, engine) / 3600)
     query = (
         select(m.motor_id, hour, func.avg(m.current_a), func.max(m.current_a))
         .where(m.factory == factory, m.running.is_(True))
         .group_by(m.motor_id, hour)
     )
-    series: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    with engine.connect() as connection:
+    series: CurrentSeries = defaultdict(list)
+    with read_connection(engine) as connection:
         for motor_id, h, mean, peak in connection.execute(query):
             if mean is not None:
                 series[motor_id].append((float(h) * 3600 + 1800, mean, peak))
+    return series
+
+
+def _currents(
+    engine: Engine, result: Replay, series: CurrentSeries, out: Path, factory: str
+) -> str:
+    motors = sorted(result.forecasts)
+    intervals = faults(engine, factory, result.end_s)
     fig, axes = _motor_axes(motors, 1.3)
     for ax, motor_id in zip(axes, motors, strict=True):
         points = sorted(series.get(motor_id, []))
@@ -163,7 +175,7 @@ def _energy(engine: Engine, result: Replay, out: Path, factory: str) -> str:
     days = math.ceil((result.end_s - first_day) / 86400.0)
     bounds = [first_day + 86400.0 * k for k in range(days + 1)]
     per: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         for motor_id in result.forecasts:
             mine = select(m.station, m.energy_wh).where(
                 m.factory == factory, m.motor_id == motor_id
@@ -206,7 +218,7 @@ def _orders(engine: Engine, out: Path, factory: str) -> str:
         .group_by(day, c.status)
     )
     counts: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         for d, status, n in connection.execute(query):
             counts[str(d)[:10]][status] += n
     days = sorted(counts)
@@ -274,13 +286,23 @@ def _hours(value: float) -> str:
     return f'{value:.0f}' if math.isfinite(value) else '-'
 
 
-def write_report(engine: Engine, result: Replay, out: Path, *, factory: str = '') -> Path:
-    """Write the charts and ``index.html`` into ``out`` (created); return the index path."""
+def write_report(
+    engine: Engine,
+    result: Replay,
+    out: Path,
+    *,
+    factory: str = '',
+    currents: CurrentSeries | None = None,
+) -> Path:
+    """Write the charts and ``index.html`` into ``out`` (created); return the index path.
+    ``currents``: :func:`hourly_currents`, when the caller has them already."""
     out.mkdir(parents=True, exist_ok=True)
     ground_truth = has_ground_truth(engine, factory)
     true_health = truth(engine, factory)
+    if currents is None:
+        currents = hourly_currents(engine, factory)
     images = [
-        _currents(engine, result, out, factory),
+        _currents(engine, result, currents, out, factory),
         _health(result, true_health, out),
         _energy(engine, result, out, factory),
         _orders(engine, out, factory),

@@ -13,8 +13,9 @@ MOTOR_FAILURE     motor      running current ``magnitude`` A and health collapsi
 STALL             motor      powered but no motion: the axis does not advance, the        2.5 A
                              current sits at ``magnitude`` A (locked rotor); moves time
                              out
-BEARING_WEAR      motor      friction: running current + ``magnitude``·0.3 A, extra       1.0
-                             health loss ``magnitude``·``bearing_wear_per_h`` per hour
+BEARING_WEAR      motor      friction: running current + ``magnitude``·0.3 A; health      1.0
+                             down by that friction times ``bearing_health_per_a`` (once,
+                             as the friction grows; back with maintenance)
 VIBRATION         motor      loose or unbalanced drive: while running the current         1.0
                              carries a ripple ``magnitude``·``vibration_ripple_a`` A at
                              ``vibration_hz``; extra health loss
@@ -44,7 +45,7 @@ class FaultKind(str, Enum):
     OVERCURRENT = 'OVERCURRENT'  # motor draws a high running current
     MOTOR_FAILURE = 'MOTOR_FAILURE'  # motor draws a high current and its health collapses
     STALL = 'STALL'  # motor powered but not turning
-    BEARING_WEAR = 'BEARING_WEAR'  # friction: more current, faster wear
+    BEARING_WEAR = 'BEARING_WEAR'  # friction: more current, less health
     VIBRATION = 'VIBRATION'  # current ripple and faster wear
     BELT_SLIP = 'BELT_SLIP'  # belt moves less than the motor turns
     GHOST_READINGS = 'GHOST_READINGS'  # sensor triggers spuriously

@@ -21,9 +21,16 @@ T ← T_inf + (T - T_inf)·exp(-dt / (R_th·C)), T_inf = T_amb + P·R_th.
 
 Health in [0, 1] only decreases (``maintain`` resets it): per running hour
 ``wear_per_running_h``·load, per start ``wear_per_start``, per hour and kelvin above
-``wear_temperature_c``, per hour and ampere above ``current_limit_a``, plus fault terms
-(bearing wear, vibration). A failing motor (MOTOR_FAILURE) instead loses health as
-h ← h_f + (h - h_f)·exp(-dt / ``failure_tau_s``) toward h_f = ``failed_health``, where it sits.
+``wear_temperature_c``, per hour and ampere above ``current_limit_a``, per running hour of
+VIBRATION. A worn bearing is a state, not a rate: its friction current (BEARING_WEAR) is the
+symptom of its damage, so the health it takes is ``bearing_health_per_a`` per ampere of
+friction, taken when the friction grows (a fault set with a larger magnitude than the bearing
+had since the last maintenance) and kept when the fault is cleared. With the defaults a new
+motor reaches the 0.5 maintenance threshold at 0.45 A of friction (magnitude 1.5; a little
+less after what use took): a bearing that wears out fails by its wear, at a time a real line
+can foresee from its current. A failing motor (MOTOR_FAILURE, a sudden failure) instead loses
+health as h ← h_f + (h - h_f)·exp(-dt / ``failure_tau_s``) toward h_f = ``failed_health``,
+where it sits.
 """
 
 from __future__ import annotations
@@ -94,12 +101,10 @@ class MotorConfig(ParameterConfig):
     wear_per_overcurrent_ah: Annotated[
         float, Doc('health lost per hour and ampere above current_limit_a', unit='1/(A·h)', low=0.0)
     ] = 0.5
-    bearing_wear_per_h: Annotated[
+    bearing_health_per_a: Annotated[
         float,
-        Doc(
-            'extra health lost per running hour under BEARING_WEAR magnitude 1', unit='1/h', low=0.0
-        ),
-    ] = 0.05
+        Doc('health a worn bearing takes per ampere of its friction current', unit='1/A', low=0.0),
+    ] = 1.1
     vibration_ripple_a: Annotated[
         float, Doc('current ripple amplitude under VIBRATION magnitude 1', unit='A', low=0.0)
     ] = 0.3
@@ -132,6 +137,7 @@ class Motor:
         self.energy_wh = 0.0
         self.start_count = 0
         self.runtime_s = 0.0
+        self.bearing_damage = 0.0  # health the bearing's friction took since the last maintenance
         self._since_start_s = 0.0
 
     @property
@@ -154,8 +160,18 @@ class Motor:
     def _fault_is(self, kind: FaultKind) -> bool:
         return self.fault is not None and self.fault.kind is kind
 
+    @property
+    def bearing_friction_a(self) -> float:
+        """Extra running current of a worn bearing (0 without BEARING_WEAR)."""
+        return BEARING_EXTRA_CURRENT_A * self.fault_magnitude(FaultKind.BEARING_WEAR)
+
     def set_fault(self, fault: Fault | None) -> None:
+        """Put ``fault`` on the motor (None clears); a bearing worn further takes its health."""
         self.fault = fault
+        damage = self.config.bearing_health_per_a * self.bearing_friction_a
+        if damage > self.bearing_damage:
+            self.health = max(0.0, self.health - (damage - self.bearing_damage))
+            self.bearing_damage = damage
 
     def command(self, direction: int, load: float = 1.0) -> None:
         """Run forward (+1), reverse (-1) or stop (0); a new run counts as a start."""
@@ -169,8 +185,9 @@ class Motor:
         self.current_a = self._current_at(self._since_start_s)
 
     def maintain(self) -> None:
-        """Maintenance: restore health to 1 (the only way health goes up)."""
+        """Maintenance: restore health to 1 (the only way health goes up), a new bearing."""
         self.health = 1.0
+        self.bearing_damage = 0.0
 
     def _current_terms(self) -> tuple[float, float]:
         """(a, b) of i(t) = a + b·exp(-t/tau) for the present command and fault."""
@@ -180,7 +197,7 @@ class Motor:
         if self.stalled:
             return self.fault_magnitude(FaultKind.STALL), 0.0
         steady = c.no_load_current_a + self.load * c.load_current_a
-        steady += BEARING_EXTRA_CURRENT_A * self.fault_magnitude(FaultKind.BEARING_WEAR)
+        steady += self.bearing_friction_a
         forced = self.fault_magnitude(FaultKind.OVERCURRENT) or self.fault_magnitude(
             FaultKind.MOTOR_FAILURE
         )
@@ -246,7 +263,6 @@ class Motor:
         wear_per_h += max(0.0, mean_current_a - c.current_limit_a) * c.wear_per_overcurrent_ah
         if self.running:
             wear_per_h += c.wear_per_running_h * self.load
-            wear_per_h += c.bearing_wear_per_h * self.fault_magnitude(FaultKind.BEARING_WEAR)
             wear_per_h += c.vibration_wear_per_h * self.fault_magnitude(FaultKind.VIBRATION)
         return self.health - wear_per_h * dt / 3600.0
 

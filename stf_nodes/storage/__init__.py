@@ -9,7 +9,13 @@ database to the newest revision (``schema``, Alembic).
 from __future__ import annotations
 
 from stf_nodes.storage import history
-from stf_nodes.storage.db import DEFAULT_DATABASE_URL, make_engine, normalize_url, shown_url
+from stf_nodes.storage.db import (
+    DEFAULT_DATABASE_URL,
+    make_engine,
+    normalize_url,
+    read_connection,
+    shown_url,
+)
 from stf_nodes.storage.models import Base
 from stf_nodes.storage.schema import (
     SchemaError,
@@ -31,6 +37,7 @@ __all__ = [
     'history',
     'make_engine',
     'normalize_url',
+    'read_connection',
     'shown_url',
     'upgrade_schema',
 ]

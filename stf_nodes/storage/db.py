@@ -14,7 +14,10 @@ Policies:
   timeout. Every SQLite transaction starts with ``BEGIN IMMEDIATE``: a deferred transaction that
   reads and then writes can fail at once with ``SQLITE_BUSY`` when another connection committed in
   between, whereas an immediate one waits for the write lock (up to the busy timeout). Writers
-  are serialised; readers of other connections still proceed thanks to WAL.
+  are serialised; readers of other connections still proceed thanks to WAL. A connection that
+  only reads (:func:`read_connection`: replays, reports, exports) begins deferred instead: a
+  snapshot that never takes the write lock, so a long analysis of a live database does not hold
+  up the recorder writing into it.
 - Server connections are pinged before use, so a long-running node survives server restarts and
   idle-connection timeouts.
 """
@@ -23,12 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_DATABASE_URL = 'sqlite:///./stf_digital_twin.db'
 DEFAULT_BUSY_TIMEOUT_S = 10.0
+READ_ONLY = 'stf_read_only'  # execution option of read_connection
 
 _DEFAULT_DRIVERS = {
     'postgresql': 'postgresql+psycopg',
@@ -72,6 +76,12 @@ def make_engine(
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
 
 
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reading only (on SQLite its transactions take no write lock; see the
+    module docstring). Writing through it is a mistake the database may refuse late."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
+
+
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, 'connect')
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,4 +98,5 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, 'begin')
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql('BEGIN IMMEDIATE')
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql('BEGIN' if reading else 'BEGIN IMMEDIATE')

@@ -72,13 +72,16 @@ def test_current_levels_are_the_clusters_of_the_baseline() -> None:
 
 
 def test_growing_friction_gives_a_converging_rul_and_one_warning_before_the_threshold() -> None:
-    estimator = Estimator()
+    # The friction alone (no wear of use): health is 1 - bearing_health_per_a x excess.
+    config = EstimatorConfig(wear_per_running_h=0, wear_per_start=0, wear_per_overcurrent_ah=0)
+    estimator = Estimator(config)
     motor = Motor(estimator)
-    failure_h = 96.0  # excess reaches failure_excess_a (0.45 A) here
+    failure_h = 96.0  # the friction takes the health to 0.5 here
+    failure_excess_a = 0.5 / config.bearing_health_per_a
     motor.run_hours(0.0, 24.0, lambda h: 0.0)  # healthy day: baseline learnt
 
     def excess(h: float) -> float:
-        return 0.45 * max(0.0, h - 24.0) / (failure_h - 24.0)
+        return failure_excess_a * max(0.0, h - 24.0) / (failure_h - 24.0)
 
     motor.run_hours(24.0, 66.0, excess)
     forecast = estimator.forecasts(90.0 * HOUR)[0]
@@ -97,15 +100,19 @@ def test_levels_closer_than_the_excess_are_not_taken_for_one_another() -> None:
     """HBW_M1_X's levels sit 0.08 and 0.3 A apart, less than the 0.45 A excess at failure, and
     the friction grows in steps of 0.045 A (as a generated onset does): a step is not taken for
     the next level (the level tracking before read 0.27 A here, and a RUL of 50 h)."""
-    estimator = Estimator()
+    # The friction alone (no wear of use): health is 1 - bearing_health_per_a x excess.
+    config = EstimatorConfig(wear_per_running_h=0, wear_per_start=0, wear_per_overcurrent_ah=0)
+    estimator = Estimator(config)
     motor = Motor(estimator, 'HBW_M1_X', CLOSE_LEVELS)
     motor.run_hours(0.0, 24.0, lambda h: 0.0)
     motor.run_hours(24.0, 100.0, lambda h: 0.045 * (max(0.0, h - 24.0) // 12))
     forecast = estimator.forecasts(124.0 * HOUR)[0]
     assert forecast.estimate.excess_current_a == pytest.approx(0.36, abs=0.02)
-    # 0.45 A comes with the step at 144 h. A line through the steps lags them by half a step
-    # (6 h); the RUL is planned on the upper edge of the steps' scatter, which does not.
-    assert forecast.rul_h == pytest.approx(20.0, rel=0.1)
+    # The health passes 0.5 at 0.5 / 1.1 = 0.4545 A, between the steps at 144 h (0.45 A) and
+    # 156 h (0.495 A). A line through the steps lags them by half a step (6 h); the RUL is
+    # planned on the upper edge of the steps' scatter, which does not: it rises through
+    # 0.4545 A at about 145 h, the safe side of the step at 156 h.
+    assert forecast.rul_h == pytest.approx(21.0, rel=0.1)
 
 
 def test_a_repair_resets_the_estimate_and_clears_the_alert_once() -> None:
@@ -163,8 +170,8 @@ def test_gaps_and_counter_resets_add_no_damage() -> None:
 
 
 def test_config_refuses_nonsense() -> None:
-    with pytest.raises(ValueError, match='failure_excess_a'):
-        EstimatorConfig(failure_excess_a=0.0)
+    with pytest.raises(ValueError, match='bearing_health_per_a'):
+        EstimatorConfig(bearing_health_per_a=0.0)
     with pytest.raises(ValueError, match='clear_factor'):
         EstimatorConfig(clear_factor=0.5)
 

@@ -101,6 +101,25 @@ def test_health_only_decreases_until_maintenance() -> None:
     assert motor.health == 1.0
 
 
+def test_a_worn_bearing_takes_health_by_its_friction_once_until_maintenance() -> None:
+    motor = make_motor()
+    k = CONFIG.bearing_health_per_a
+    motor.set_fault(Fault(FaultKind.BEARING_WEAR, 1.0, None))  # 0.3 A of friction
+    assert motor.health == pytest.approx(1.0 - 0.3 * k)
+    motor.set_fault(Fault(FaultKind.BEARING_WEAR, 1.0, None))  # the same bearing: nothing more
+    motor.set_fault(None)  # a cleared fault leaves the damage
+    assert motor.health == pytest.approx(1.0 - 0.3 * k)
+    motor.set_fault(Fault(FaultKind.BEARING_WEAR, 1.5, None))  # worn further: the difference
+    assert motor.health == pytest.approx(1.0 - 0.45 * k)
+    assert motor.health < 0.51  # magnitude 1.5 is a worn-out bearing
+    motor.command(1)
+    run(motor, 10.0, 0.5)
+    assert motor.current_a == pytest.approx(1.2 + 0.45)  # the friction shows in the current
+    motor.maintain()
+    motor.set_fault(Fault(FaultKind.BEARING_WEAR, 1.0, None))  # a new bearing wears anew
+    assert motor.health == pytest.approx(1.0 - 0.3 * k)
+
+
 def test_motor_failure_collapses_health_toward_failed_level() -> None:
     motor = make_motor()
     motor.set_fault(Fault(FaultKind.MOTOR_FAILURE, 4.5, None))

@@ -542,7 +542,7 @@ def test_motor_fault_sets_the_running_current_and_raises_an_alert(
     assert healths == sorted(healths, reverse=True), 'health went up'
 
 
-def test_bearing_wear_wears_the_motor_faster(gripping: FactoryProbe) -> None:
+def test_bearing_wear_takes_health_by_its_friction(gripping: FactoryProbe) -> None:
     probe = gripping
 
     def wear_rate_per_h() -> float:
@@ -559,12 +559,19 @@ def test_bearing_wear_wears_the_motor_faster(gripping: FactoryProbe) -> None:
         return lost / ((stamp_s(last) - stamp_s(first)) / 3600)
 
     normal = wear_rate_per_h()
+    # An earlier test may have worn this bearing to magnitude 2 (the damage stays until
+    # maintenance): worn to 2 here too, then further.
     assert probe.inject('vgr', 'VGR_M2_GRIP', 'BEARING_WEAR', 2.0).accepted
+    before = motor(probe.fresh_state('vgr'), 'VGR_M2_GRIP').health
+    assert probe.inject('vgr', 'VGR_M2_GRIP', 'BEARING_WEAR', 2.5).accepted
+    after = motor(probe.fresh_state('vgr'), 'VGR_M2_GRIP').health
     worn = wear_rate_per_h()
-    # running at load 1 wears 0.0005/h; BEARING_WEAR magnitude 2 adds 2 x 0.05/h for the
-    # bearing and, as it draws 1.8 A, (1.8 - 1.5) A x 0.5/Ah for the overcurrent
+    # Running at load 1 wears 0.0005/h. From magnitude 2 to 2.5 the friction grows by 0.15 A,
+    # which takes 1.1/A x 0.15 A of health at once; as the motor draws 1.2 + 0.75 A, the
+    # overcurrent wears (1.95 - 1.5) A x 0.5/Ah from then on.
     assert normal == pytest.approx(0.0005, rel=0.05)
-    assert worn == pytest.approx(0.0005 + 2 * 0.05 + 0.3 * 0.5, rel=0.05)
+    assert before - after == pytest.approx(1.1 * 0.15, abs=0.005)
+    assert worn == pytest.approx(0.0005 + 0.45 * 0.5, rel=0.05)
 
 
 def test_failing_belt_motor_draws_4_5_a_loses_health_and_stops_the_conveyor(

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, select, text
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
-from stf_nodes.storage import make_engine, normalize_url
+from stf_nodes.storage import make_engine, normalize_url, read_connection
 from stf_nodes.storage.models import CommandEventRow, CommandRow
 
 
@@ -43,6 +43,27 @@ def test_sqlite_runs_in_wal_mode_with_pragmas(tmp_path) -> None:
         'foreign_keys': 1,
         'busy_timeout': 3000,
     }
+
+
+def test_a_long_read_does_not_hold_up_a_writer_on_sqlite(tmp_path) -> None:
+    """A replay reading a live recorder's database for seconds must not lock the recorder out:
+    a read connection is a WAL snapshot; a plain one takes the write lock (BEGIN IMMEDIATE)."""
+    engine = make_engine(f'sqlite:///{tmp_path / "a.db"}', busy_timeout_s=0.2)
+    with engine.begin() as connection:
+        connection.exec_driver_sql('CREATE TABLE t (x INTEGER)')
+        connection.exec_driver_sql('INSERT INTO t VALUES (1), (2), (3)')
+    query = text('SELECT x FROM t ORDER BY x')
+    with read_connection(engine).execution_options(yield_per=1) as reader:
+        rows = reader.execute(query)
+        assert next(iter(rows)) == (1,)  # a read in progress
+        with engine.begin() as writer:
+            writer.exec_driver_sql('INSERT INTO t VALUES (4)')
+        assert [r.x for r in rows] == [2, 3]  # its snapshot
+    with engine.connect() as plain:
+        plain.execute(query).all()
+        with pytest.raises(OperationalError, match='locked'), engine.begin() as writer:
+            writer.exec_driver_sql('INSERT INTO t VALUES (5)')
+    engine.dispose()
 
 
 def test_timestamps_keep_utc_and_microseconds(engine: Engine) -> None:
