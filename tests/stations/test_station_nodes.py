@@ -408,8 +408,8 @@ def test_stalled_belt_motor_draws_current_without_motion_and_the_transport_fails
     probe: FactoryProbe,
 ) -> None:
     probe.do('conveyor', 'load', 'entry', workpiece('WP901'))
+    states, alerts, diagnostics = marks(probe, 'conveyor')  # before: alerts come at once
     assert probe.inject('conveyor', 'CONV_M1', 'STALL').accepted
-    states, alerts, diagnostics = marks(probe, 'conveyor')
     before = probe.states['conveyor'].last
 
     end = probe.run_task('conveyor', 'transport', 'exit')
@@ -436,9 +436,9 @@ def test_stalled_belt_motor_draws_current_without_motion_and_the_transport_fails
 
 def test_belt_slip_moves_the_belt_less_than_the_motor_turns(probe: FactoryProbe) -> None:
     probe.do('conveyor', 'load', 'entry', workpiece('WP901'))
+    states, _, diagnostics = marks(probe, 'conveyor')  # before: diagnostics come at once
     assert probe.inject('conveyor', 'CONV_M1', 'BELT_SLIP', 0.5).accepted
     before = probe.fresh_state('conveyor')
-    states, _, diagnostics = marks(probe, 'conveyor')
 
     end = probe.run_task('conveyor', 'transport', 'exit')
 
@@ -486,8 +486,8 @@ def test_stuck_light_barrier_misses_the_workpiece_and_fails_the_transport(
     probe: FactoryProbe,
 ) -> None:
     probe.do('conveyor', 'load', 'entry', workpiece('WP901'))
+    _, alerts, diagnostics = marks(probe, 'conveyor')  # before: the alert comes at once
     assert probe.inject('conveyor', 'CONV_L3_EXIT', 'STUCK', -1.0).accepted
-    _, alerts, diagnostics = marks(probe, 'conveyor')
 
     end = probe.run_task('conveyor', 'transport', 'exit')
 
