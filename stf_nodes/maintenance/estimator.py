@@ -632,16 +632,16 @@ class MotorEstimator:
         windows = [k * self.config.trend_window_h for k in factors]
         sinces = [time_s - w * HOUR for w in windows]
         damage, bins = [0.0] * len(windows), [0] * len(windows)
-        total, count, k = 0.0, 0, 0
+        total, count, done = 0.0, 0, 0  # windows[:done] are summed
         for hour in reversed(self.hours):
-            while k < len(sinces) and hour.start_s < sinces[k]:  # window k is complete
-                damage[k], bins[k] = total, count
-                k += 1
-            if k == len(sinces):
+            while done < len(sinces) and hour.start_s < sinces[done]:
+                damage[done], bins[done] = total, count
+                done += 1
+            if done == len(sinces):
                 break
             total += hour.damage
             count += 1
-        for rest in range(k, len(sinces)):
+        for rest in range(done, len(sinces)):
             damage[rest], bins[rest] = total, count
         return [d / w for d, w in zip(damage, windows, strict=True)], bins
 

@@ -134,18 +134,18 @@ def _motor_stream(engine: Engine, factory: str, until: datetime | None) -> Itera
     if until is not None:
         query = query.where(m.time <= until)
     with read_connection(engine).execution_options(yield_per=20_000) as connection:
-        # Whole partitions: fetching row by row costs as much as the estimator's work.
-        for rows in connection.execute(query).partitions():
-            for time, motor_id, running, current, temperature, encoder, starts in rows:
-                yield MotorSample(
-                    time,
-                    motor_id,
-                    bool(running),
-                    math.nan if current is None else current,
-                    math.nan if temperature is None else temperature,
-                    encoder,
-                    starts,
-                )
+        for time, motor_id, running, current, temperature, encoder, starts in connection.execute(
+            query
+        ):
+            yield MotorSample(
+                time,
+                motor_id,
+                bool(running),
+                math.nan if current is None else current,
+                math.nan if temperature is None else temperature,
+                encoder,
+                starts,
+            )
 
 
 def _edge_stream(
