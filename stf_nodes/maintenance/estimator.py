@@ -82,9 +82,12 @@ from typing import Annotated, NamedTuple
 
 import numpy as np
 
+from stf_nodes.sim.motor import MotorConfig
 from stf_nodes.sim.params import Doc, ParameterConfig
 
 HOUR = 3600.0
+#: The motor's data sheet: the wear model's defaults are the simulated motors' own.
+DATA_SHEET = MotorConfig()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,20 +108,20 @@ class EstimatorConfig(ParameterConfig):
     ] = 0.05
     current_limit_a: Annotated[
         float, Doc('rated current; wear grows above it', unit='A', low=0.0)
-    ] = 1.5
+    ] = DATA_SHEET.current_limit_a
     inrush_current_a: Annotated[
         float, Doc('current at a start, decaying to the steady current', unit='A', low=0.0)
-    ] = 2.5
+    ] = DATA_SHEET.inrush_current_a
     inrush_tau_s: Annotated[
         float, Doc('decay time constant of the inrush current', unit='s', low=0.0)
-    ] = 0.15
+    ] = DATA_SHEET.inrush_tau_s
     overcurrent_a: Annotated[
         float, Doc('samples above this current are overcurrent, not friction', unit='A', low=0.0)
     ] = 3.0
     bearing_health_per_a: Annotated[
         float,
         Doc('health a worn bearing takes per ampere of its friction current', unit='1/A', low=0.0),
-    ] = 1.1
+    ] = DATA_SHEET.bearing_health_per_a
     bin_s: Annotated[
         float, Doc('width of the bins the trends are fitted on', unit='s', low=0.0)
     ] = 3600.0
@@ -131,17 +134,21 @@ class EstimatorConfig(ParameterConfig):
     max_trend_window_h: Annotated[
         float, Doc('hours of history behind a friction trend, at most', low=0.0)
     ] = 168.0
-    wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = 5e-4
-    wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = 2e-6
+    wear_per_running_h: Annotated[float, Doc('health lost per running hour', low=0.0)] = (
+        DATA_SHEET.wear_per_running_h
+    )
+    wear_per_start: Annotated[float, Doc('health lost per start', low=0.0)] = (
+        DATA_SHEET.wear_per_start
+    )
     wear_per_overcurrent_ah: Annotated[
         float, Doc('health lost per hour and ampere above current_limit_a', low=0.0)
-    ] = 0.5
+    ] = DATA_SHEET.wear_per_overcurrent_ah
     wear_temperature_c: Annotated[
         float, Doc('winding temperature above which wear grows', unit='°C')
-    ] = 70.0
+    ] = DATA_SHEET.wear_temperature_c
     wear_per_kelvin_h: Annotated[
         float, Doc('health lost per hour and kelvin above it', low=0.0)
-    ] = 1e-3
+    ] = DATA_SHEET.wear_per_kelvin_h
     max_gap_s: Annotated[
         float, Doc('longer pauses between samples are not integrated', unit='s', low=0.0)
     ] = 600.0
